@@ -1,0 +1,97 @@
+"""The run directory contract (DESIGN.md §2) and the files rank 0 writes into it.
+
+config.yaml            the resolved config
+metrics.jsonl          one object per logged training step
+eval.jsonl             one object per evaluation
+summary.json           final and best metrics, epochs, iterations, images, seconds
+log.txt                everything that was printed
+checkpoints/last.pt    the latest checkpoint; best.pt the best by the eval metric
+plots/                 curves and pictures
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from detect_tricks.config import dump_config
+
+
+class RunDirectory:
+    """Paths of a run and the append-only JSON-lines writers; silent on ranks other than 0."""
+
+    def __init__(self, root: str | Path, writes: bool = True) -> None:
+        self.root = Path(root)
+        self.writes = writes
+        self.config = self.root / "config.yaml"
+        self.metrics = self.root / "metrics.jsonl"
+        self.evals = self.root / "eval.jsonl"
+        self.summary = self.root / "summary.json"
+        self.log = self.root / "log.txt"
+        self.checkpoints = self.root / "checkpoints"
+        self.last = self.checkpoints / "last.pt"
+        self.best = self.checkpoints / "best.pt"
+        self.plots = self.root / "plots"
+
+    def prepare(self, resume: bool, overwrite: bool = False) -> None:
+        """Create the folders; refuse to start a new run on top of an existing one.
+
+        Args:
+            resume: continue the run held here (`checkpoints/last.pt` must exist).
+            overwrite: start afresh, deleting the previous run's logs and checkpoints.
+        """
+        if resume and not self.last.is_file():
+            raise FileNotFoundError(
+                f"--resume: no checkpoint at {self.last}; start the run without --resume"
+            )
+        if not resume and self.last.is_file() and not overwrite:
+            raise FileExistsError(
+                f"{self.root} already holds a run ({self.last} exists); pass --resume to "
+                "continue it, --overwrite to start it again, or --out for another folder"
+            )
+        if not self.writes:
+            return
+        if overwrite and not resume:
+            for path in (self.metrics, self.evals, self.summary, self.log, self.best, self.last):
+                path.unlink(missing_ok=True)
+        for folder in (self.checkpoints, self.plots):
+            folder.mkdir(parents=True, exist_ok=True)
+        for stale in self.checkpoints.glob(".*.tmp"):
+            stale.unlink()
+
+    def write_config(self, cfg: Any) -> None:
+        if self.writes:
+            dump_config(cfg, self.config)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        self._append(self.metrics, record)
+
+    def append_eval(self, record: dict[str, Any]) -> None:
+        self._append(self.evals, record)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        if self.writes:
+            self.summary.write_text(json.dumps(summary, indent=2) + "\n")
+
+    def forget_after(self, iteration: int) -> None:
+        """Drop log records past `iteration`: on resume they would be logged twice."""
+        if not self.writes:
+            return
+        for path in (self.metrics, self.evals):
+            if path.is_file():
+                kept = [r for r in read_jsonl(path) if r["iter"] <= iteration]
+                path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+    def _append(self, path: Path, record: dict[str, Any]) -> None:
+        if self.writes:
+            with open(path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file (empty when it does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,111 @@
+"""Batch samplers whose every random choice is a function of (seed, epoch, position).
+
+The training sampler yields, per batch, a list of `SampleKey(index, seed, size)`:
+the dataset index, a seed for that sample's augmentation, and the input size of the
+batch (random shapes) or None. Datasets draw their randomness from `key.seed` only, so
+a run gives the same batches whatever the number of data-loading workers, and a run
+resumed in the middle of an epoch sees exactly the batches the uninterrupted run saw.
+
+Sharding: the global batch `b` of an epoch is `perm[b * G:(b + 1) * G]` (G the global
+batch); process `r` takes its contiguous slice. The union over processes is the same
+for any world size, so N processes of batch G/N see what one process of batch G sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+
+class SampleKey(NamedTuple):
+    """What a dataset needs to produce one sample deterministically."""
+
+    index: int
+    seed: int
+    size: int | None = None  # the square input size of this batch, None for the default
+
+
+def derive_seed(*numbers: int) -> int:
+    """A 32-bit seed that depends on all `numbers` (numpy's SeedSequence hashing)."""
+    return int(np.random.SeedSequence(list(numbers)).generate_state(1)[0])
+
+
+class TrainBatchSampler:
+    """Shuffled, sharded, resumable training batches of `SampleKey`, dropping the rest.
+
+    Args:
+        num_samples: dataset length.
+        global_batch: images per step over all processes.
+        rank, world_size: this process and the number of processes.
+        seed: the run's seed.
+        size_schedule: the input size at each global iteration (random shapes), or None.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        global_batch: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        size_schedule: Callable[[int], int] | None = None,
+    ) -> None:
+        if global_batch % world_size:
+            raise ValueError(
+                f"train.batch_size={global_batch} is the global batch and must divide "
+                f"evenly over {world_size} processes"
+            )
+        self.batches_per_epoch = num_samples // global_batch
+        if self.batches_per_epoch == 0:
+            raise ValueError(
+                f"the training set has {num_samples} samples, fewer than one batch of "
+                f"train.batch_size={global_batch}"
+            )
+        self.num_samples = num_samples
+        self.global_batch = global_batch
+        self.per_process = global_batch // world_size
+        self.rank = rank
+        self.seed = seed
+        self.size_schedule = size_schedule
+        self.epoch = 0
+        self.start_batch = 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Yield the batches of `epoch` from batch `start_batch` on (to resume)."""
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start_batch
+
+    def __iter__(self) -> Iterator[list[SampleKey]]:
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
+        order = torch.randperm(self.num_samples, generator=generator).tolist()
+        for batch in range(self.start_batch, self.batches_per_epoch):
+            iteration = self.epoch * self.batches_per_epoch + batch
+            size = self.size_schedule(iteration) if self.size_schedule else None
+            first = batch * self.global_batch + self.rank * self.per_process
+            yield [
+                SampleKey(order[p], derive_seed(self.seed, self.epoch, p), size)
+                for p in range(first, first + self.per_process)
+            ]
+
+
+class EvalBatchSampler:
+    """Every sample once, in order, process `r` taking indices `r, r + N, ...`."""
+
+    def __init__(
+        self, num_samples: int, batch_size: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.indices = list(range(rank, num_samples, world_size))
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.indices) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[SampleKey]]:
+        for start in range(0, len(self.indices), self.batch_size):
+            yield [SampleKey(i, 0) for i in self.indices[start : start + self.batch_size]]

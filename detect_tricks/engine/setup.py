@@ -1,0 +1,127 @@
+"""Turn a config into the objects a training run is made of, decided once.
+
+Precision (`train.amp`), memory format, device, SyncBatchNorm, DDP, EMA, optimizer and
+schedule are chosen here, so the loop calls what it is given and checks no flags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from detect_tricks.config import RunConfig, TrainConfig
+from detect_tricks.engine.distributed import DistContext
+from detect_tricks.engine.ema import ModelEma
+from detect_tricks.engine.progress import LOGGER_NAME
+from detect_tricks.engine.trainer import Objective, TrainParts
+from detect_tricks.optim import build_optimizer, scaled_lr
+from detect_tricks.schedules import build_lr_schedule
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (model init, main-process randomness)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_device(device: torch.device) -> None:
+    """CPU: flush denormal floats to zero.
+
+    Random-init training with BCE losses produced denormals on this machine's CPU and
+    made some steps 10x slower (DESIGN.md §6); flushing them costs no accuracy.
+    """
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+
+
+def build_autocast(amp: str, device: torch.device) -> Callable[[], AbstractContextManager]:
+    """A factory of the autocast context for `train.amp` (`off`, `fp16` or `bf16`)."""
+    if amp == "off":
+        return contextlib.nullcontext
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError(
+            "train.amp=fp16 needs a CUDA device; on the CPU use train.amp=bf16 "
+            "(fast on CPUs with AMX) or off"
+        )
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return functools.partial(torch.autocast, device_type=device.type, dtype=dtype)
+
+
+def prepare_model(
+    model: nn.Module, cfg: TrainConfig, ctx: DistContext
+) -> tuple[nn.Module, nn.Module]:
+    """Move to the device and memory format, wrap for DDP; returns (wrapped, bare)."""
+    if cfg.sync_bn and ctx.is_distributed:
+        if ctx.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        else:
+            logger.warning("train.sync_bn needs CUDA: each CPU process keeps its own BN stats")
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(ctx.device, memory_format=memory_format)
+    if not ctx.is_distributed:
+        return model, model
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids), model
+
+
+def build_train_parts(
+    model: nn.Module,
+    objective: Objective,
+    cfg: RunConfig,
+    ctx: DistContext,
+    iters_per_epoch: int,
+) -> TrainParts:
+    """Everything the loop needs, from the config's optim, schedule and train sections."""
+    wrapped, module = prepare_model(model, cfg.train, ctx)
+    optimizer = build_optimizer(module, cfg.optim, cfg.train.batch_size)
+    peak_lr = scaled_lr(cfg.optim, cfg.train.batch_size)
+    return TrainParts(
+        model=wrapped,
+        module=module,
+        objective=objective,
+        optimizer=optimizer,
+        lr_schedule=build_lr_schedule(cfg.schedule, peak_lr, iters_per_epoch, cfg.train.epochs),
+        scaler=torch.amp.GradScaler(ctx.device.type, enabled=cfg.train.amp == "fp16"),
+        autocast=build_autocast(cfg.train.amp, ctx.device),
+        channels_last=cfg.train.channels_last,
+        ema=ModelEma(module, cfg.train.ema_decay) if cfg.train.ema else None,
+    )
+
+
+def build_loader(
+    dataset: Dataset,
+    batch_sampler: Any,
+    workers: int,
+    collate_fn: Callable[[list[Any]], Any],
+    seed: int,
+    device: torch.device,
+) -> DataLoader:
+    """A DataLoader over `batch_sampler` whose workers never touch the global RNG.
+
+    Datasets take their randomness from each `SampleKey.seed`; the loader's own
+    generator keeps the main process's torch RNG (saved in checkpoints) untouched.
+    """
+    return DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        num_workers=workers,
+        collate_fn=collate_fn,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed),
+    )

@@ -1,0 +1,35 @@
+"""Run by test_distributed.py under torchrun: the tiny task over N gloo processes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for tiny_task
+
+from tiny_task import make_trainer, tiny_config
+
+from detect_tricks.engine.distributed import init_distributed, shutdown_distributed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+    ctx = init_distributed("cpu")
+    try:
+        cfg = tiny_config(epochs=args.epochs, batch_size=8, ema=True)
+        trainer, loader, sampler = make_trainer(args.out, cfg, ctx, evaluate=False)
+        trainer.fit(loader, sampler)
+        if ctx.is_main:
+            torch.save(trainer.parts.module.state_dict(), args.out / "final.pt")
+    finally:
+        shutdown_distributed()
+
+
+if __name__ == "__main__":
+    main()

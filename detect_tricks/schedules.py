@@ -12,7 +12,7 @@ import bisect
 import math
 from collections.abc import Callable
 
-from detect_tricks.config import ScheduleConfig
+from detect_tricks.config import ConfigError, ScheduleConfig
 
 LRSchedule = Callable[[int], float]
 
@@ -50,7 +50,7 @@ def build_lr_schedule(
     total = epochs * iters_per_epoch
     warmup_iters = round(cfg.warmup_epochs * iters_per_epoch)
     if warmup_iters >= total:
-        raise ValueError(
+        raise ConfigError(
             f"schedule.warmup_epochs={cfg.warmup_epochs} covers the whole run of {epochs} "
             "epochs; it must be shorter than train.epochs"
         )

@@ -19,6 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from detect_tricks.config import ConfigError
+
 
 class SampleKey(NamedTuple):
     """What a dataset needs to produce one sample deterministically."""
@@ -54,13 +56,13 @@ class TrainBatchSampler:
         size_schedule: Callable[[int], int] | None = None,
     ) -> None:
         if global_batch % world_size:
-            raise ValueError(
+            raise ConfigError(
                 f"train.batch_size={global_batch} is the global batch and must divide "
                 f"evenly over {world_size} processes"
             )
         self.batches_per_epoch = num_samples // global_batch
         if self.batches_per_epoch == 0:
-            raise ValueError(
+            raise ConfigError(
                 f"the training set has {num_samples} samples, fewer than one batch of "
                 f"train.batch_size={global_batch}"
             )

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from detect_tricks.config import RunConfig, TrainConfig
+from detect_tricks.config import ConfigError, RunConfig, TrainConfig
 from detect_tricks.engine.distributed import DistContext
 from detect_tricks.engine.ema import ModelEma
 from detect_tricks.engine.progress import LOGGER_NAME
@@ -53,7 +53,7 @@ def build_autocast(amp: str, device: torch.device) -> Callable[[], AbstractConte
     if amp == "off":
         return contextlib.nullcontext
     if amp == "fp16" and device.type != "cuda":
-        raise ValueError(
+        raise ConfigError(
             "train.amp=fp16 needs a CUDA device; on the CPU use train.amp=bf16 "
             "(fast on CPUs with AMX) or off"
         )

@@ -1,0 +1,99 @@
+"""What the training tools share on the command line: arguments, config, run directory.
+
+    tools/train_X.py --config C [--out DIR] [--resume] [--overwrite] [--set K=V ...]
+
+A new run reads `--config` (plus `--set` overrides) and writes into `--out`
+(default `runs/<config name>`). `--resume` continues `--out`'s `checkpoints/last.pt`
+with the config stored in it; `--set` may still change keys (e.g. more epochs), while
+a `--config` that differs from the stored one is an error naming the keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from detect_tricks.config import ConfigError, config_diff, config_from_dict, load_config
+from detect_tricks.engine.checkpoint import CheckpointError, load_checkpoint
+from detect_tricks.engine.distributed import DistContext
+from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
+from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.engine.trainer import NonFiniteLossError
+
+C = TypeVar("C")
+logger = logging.getLogger(LOGGER_NAME)
+
+# Errors caused by what the user gave (a file, a key, a value): one clear line, no traceback.
+USER_ERRORS = (ConfigError, CheckpointError, FileExistsError, FileNotFoundError)
+
+
+def train_arg_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every training tool takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", type=Path, help="YAML config (only what differs from defaults)")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start again in a run directory that has a run"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set optim.lr=0.01 (repeatable, values are YAML)",
+    )
+    return parser
+
+
+def resolve_config(args: argparse.Namespace, cls: type[C]) -> tuple[C, Path, dict | None]:
+    """The run's config, its directory, and the checkpoint to resume from (or None)."""
+    if not args.resume:
+        if args.config is None:
+            raise ConfigError("--config is required to start a run (or --resume with --out)")
+        cfg = load_config(args.config, cls, args.overrides)
+        return cfg, args.out or Path("runs") / args.config.stem, None
+    if args.out is None and args.config is None:
+        raise ConfigError("--resume needs --out (the run directory) or the run's --config")
+    out = args.out or Path("runs") / args.config.stem
+    checkpoint = load_checkpoint(RunDirectory(out).last)
+    source = f"the config stored in {RunDirectory(out).last}"
+    cfg = config_from_dict(checkpoint["config"], cls, args.overrides, source=source)
+    if args.config is not None:
+        differing = config_diff(load_config(args.config, cls, args.overrides), cfg)
+        if differing:
+            raise ConfigError(
+                f"--resume: {args.config} differs from {source} in {', '.join(differing)}; "
+                "drop --config to continue with the stored config, or change keys with --set"
+            )
+    return cfg, out, checkpoint
+
+
+def open_run_directory(out: Path, args: argparse.Namespace, ctx: DistContext) -> RunDirectory:
+    """Create (or reopen, on --resume) the run directory and route logging into it."""
+    run = RunDirectory(out, writes=ctx.is_main)
+    run.prepare(resume=args.resume, overwrite=args.overwrite)
+    setup_logging(run.log if ctx.is_main else None, ctx.is_main)
+    if args.overrides:
+        logger.info("Overrides: %s", " ".join(args.overrides))
+    return run
+
+
+def run_tool(main: Callable[[], Any]) -> None:
+    """Run a tool's main; a user error prints one line naming its cause and exits 2, a
+    non-finite loss exits 1 with its message."""
+    try:
+        main()
+    except USER_ERRORS as err:
+        sys.stderr.write(f"error: {err}\n")
+        sys.exit(2)
+    except NonFiniteLossError as err:
+        sys.stderr.write(f"error: {err}\n")
+        sys.exit(1)

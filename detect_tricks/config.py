@@ -143,12 +143,104 @@ class EvalConfig:
         _require(self.batch_size > 0, "eval.batch_size", "> 0", self.batch_size)
 
 
-@dataclass
-class RunConfig:
-    """The sections every training run has; task configs add model, data and tricks."""
+class HasTrainSections(typing.Protocol):
+    """What the engine reads of a task config (ClsConfig, DetConfig)."""
 
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: OptimConfig
+    schedule: ScheduleConfig
+    train: TrainConfig
+    eval: EvalConfig
+
+
+# ---------------------------------------------------------------------------------------
+# Classification (tools/train_cls.py). Defaults are the paper's baseline (§2): ResNet-50,
+# batch 256, Nesterov SGD lr 0.1, step decay x0.1 at epochs 30/60/90 of 120, 224 px.
+
+
+@dataclass
+class ClsModelConfig:
+    arch: str = "resnet50"  # resnet{18,34,50,101,152}[_b|_c|_d]
+    width: float = 1.0  # channel multiplier (small CPU models)
+    num_classes: int = 1000
+    zero_gamma: bool = False  # Bag of Tricks §3.1: last BN of each block starts at 0
+    weights: str = ""  # initial weights: a .pth/.pt/.safetensors file (ours, torchvision, timm)
+
+    def __post_init__(self) -> None:
+        _require(self.width > 0, "model.width", "> 0", self.width)
+        _require(self.num_classes > 0, "model.num_classes", "> 0", self.num_classes)
+
+
+@dataclass
+class ClsDataConfig:
+    root: str = "data/imagenet"  # holds <train_split>/<class>/* and <val_split>/<class>/*
+    train_split: str = "train"
+    val_split: str = "val"
+    train_size: int = 224  # RandomResizedCrop output
+    eval_size: int = 224  # centre crop after resizing the short side to size / crop_ratio
+    eval_crop_ratio: float = 0.875
+    color_jitter: float = 0.4  # brightness, contrast and saturation factors in [1-x, 1+x]
+    lighting: float = 0.1  # std of AlexNet-style PCA lighting noise; 0 turns it off
+    skip_bad_images: bool = False  # skip unreadable images (counted) instead of stopping
+
+    def __post_init__(self) -> None:
+        _require(
+            0 < self.eval_crop_ratio <= 1, "data.eval_crop_ratio", "in (0, 1]", self.eval_crop_ratio
+        )
+        _require(self.train_size > 0, "data.train_size", "> 0", self.train_size)
+        _require(self.eval_size > 0, "data.eval_size", "> 0", self.eval_size)
+
+
+@dataclass
+class ClsTricksConfig:
+    label_smoothing: float = 0.0  # §5.2: eps; 0.1 in the paper
+    mixup: bool = False  # §5.4
+    mixup_alpha: float = 0.2  # lam ~ Beta(alpha, alpha), one per batch
+    mixup_off_epochs: int = 0  # the last N epochs train without mixup
+    distill: bool = False  # §5.3: knowledge distillation from a trained teacher
+    distill_teacher: str = ""  # a checkpoint written by tools/train_cls.py
+    distill_temperature: float = 20.0
+    distill_hard_weight: float = 0.5  # weight of the loss on the true labels
+
+    def __post_init__(self) -> None:
+        _require(
+            0 <= self.label_smoothing < 1,
+            "tricks.label_smoothing",
+            "in [0, 1)",
+            self.label_smoothing,
+        )
+        _require(self.mixup_alpha > 0, "tricks.mixup_alpha", "> 0", self.mixup_alpha)
+        _require(
+            self.mixup_off_epochs >= 0, "tricks.mixup_off_epochs", ">= 0", self.mixup_off_epochs
+        )
+        _require(
+            not self.distill or bool(self.distill_teacher),
+            "tricks.distill_teacher",
+            "a checkpoint path when tricks.distill is true",
+            self.distill_teacher,
+        )
+        _require(
+            self.distill_temperature > 0,
+            "tricks.distill_temperature",
+            "> 0",
+            self.distill_temperature,
+        )
+        _require(
+            0 <= self.distill_hard_weight <= 1,
+            "tricks.distill_hard_weight",
+            "in [0, 1]",
+            self.distill_hard_weight,
+        )
+
+
+@dataclass
+class ClsConfig:
+    """A classification run (tools/train_cls.py)."""
+
+    model: ClsModelConfig = field(default_factory=ClsModelConfig)
+    data: ClsDataConfig = field(default_factory=ClsDataConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(nesterov=True))
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    tricks: ClsTricksConfig = field(default_factory=ClsTricksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from detect_tricks.config import (
+    ClsConfig,
     ConfigError,
-    RunConfig,
     config_diff,
     config_from_dict,
     dump_config,
@@ -21,16 +21,16 @@ def _write(tmp_path, text: str):
 
 
 def test_file_holds_only_what_differs_from_defaults(tmp_path):
-    cfg = load_config(_write(tmp_path, "optim:\n  lr: 1e-3\ntrain:\n  epochs: 5\n"), RunConfig)
+    cfg = load_config(_write(tmp_path, "optim:\n  lr: 1e-3\ntrain:\n  epochs: 5\n"), ClsConfig)
     assert cfg.optim.lr == 0.001 and isinstance(cfg.optim.lr, float)
     assert cfg.train.epochs == 5
-    assert cfg.optim.momentum == RunConfig().optim.momentum
+    assert cfg.optim.momentum == ClsConfig().optim.momentum
 
 
 def test_unknown_key_names_key_section_closest_and_valid_keys(tmp_path):
     path = _write(tmp_path, "optim:\n  lrr: 0.1\n")
     with pytest.raises(ConfigError) as err:
-        load_config(path, RunConfig)
+        load_config(path, ClsConfig)
     message = str(err.value)
     assert str(path) in message
     assert "unknown key 'lrr' in section 'optim'" in message
@@ -42,9 +42,9 @@ def test_unknown_section_lists_the_sections(tmp_path):
     with pytest.raises(
         ConfigError,
         match="unknown key 'optimizer' in the top level. Did you "
-        "mean 'optim'. Valid keys: optim, schedule, train, eval",
+        "mean 'optim'. Valid keys: model, data, optim, schedule, tricks, train, eval",
     ):
-        load_config(_write(tmp_path, "optimizer: {}\n"), RunConfig)
+        load_config(_write(tmp_path, "optimizer: {}\n"), ClsConfig)
 
 
 @pytest.mark.parametrize(
@@ -60,26 +60,26 @@ def test_unknown_section_lists_the_sections(tmp_path):
 )
 def test_wrong_type_names_key_expected_type_and_value(tmp_path, text, expected):
     with pytest.raises(ConfigError) as err:
-        load_config(_write(tmp_path, text), RunConfig)
+        load_config(_write(tmp_path, text), ClsConfig)
     assert expected in str(err.value)
 
 
 def test_value_checks_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="'train.batch_size' must be > 0, got 0"):
-        load_config(_write(tmp_path, "train:\n  batch_size: 0\n"), RunConfig)
+        load_config(_write(tmp_path, "train:\n  batch_size: 0\n"), ClsConfig)
 
 
 def test_override_of_nested_key_parsed_as_yaml(tmp_path):
     path = _write(tmp_path, "optim:\n  lr: 0.1\n")
     cfg = load_config(
         path,
-        RunConfig,
+        ClsConfig,
         ["optim.lr=0.01", "schedule.steps=[2, 4]", "train.amp=bf16", "optim.nesterov=true"],
     )
     assert cfg.optim.lr == 0.01
     assert cfg.schedule.steps == [2, 4]
     assert cfg.train.amp == "bf16" and cfg.optim.nesterov is True
-    assert config_diff(cfg, load_config(path, RunConfig)) == [
+    assert config_diff(cfg, load_config(path, ClsConfig)) == [
         "optim.lr",
         "optim.nesterov",
         "schedule.steps",
@@ -99,26 +99,26 @@ def test_override_of_nested_key_parsed_as_yaml(tmp_path):
 )
 def test_bad_override_is_a_clear_error(tmp_path, override, expected):
     with pytest.raises(ConfigError) as err:
-        load_config(_write(tmp_path, ""), RunConfig, [override])
+        load_config(_write(tmp_path, ""), ClsConfig, [override])
     assert expected in str(err.value)
 
 
 def test_dump_then_load_gives_an_equal_object(tmp_path):
-    cfg = load_config(_write(tmp_path, "schedule:\n  name: cosine\n"), RunConfig, ["optim.lr=3e-4"])
+    cfg = load_config(_write(tmp_path, "schedule:\n  name: cosine\n"), ClsConfig, ["optim.lr=3e-4"])
     dump_config(cfg, tmp_path / "resolved.yaml")
-    assert load_config(tmp_path / "resolved.yaml", RunConfig) == cfg
+    assert load_config(tmp_path / "resolved.yaml", ClsConfig) == cfg
     assert (
-        config_from_dict({"optim": {"lr": 3e-4}, "schedule": {"name": "cosine"}}, RunConfig) == cfg
+        config_from_dict({"optim": {"lr": 3e-4}, "schedule": {"name": "cosine"}}, ClsConfig) == cfg
     )
 
 
 def test_unsafe_yaml_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(
-            _write(tmp_path, "optim: !!python/object/apply:os.system ['true']\n"), RunConfig
+            _write(tmp_path, "optim: !!python/object/apply:os.system ['true']\n"), ClsConfig
         )
 
 
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file .*nope.yaml"):
-        load_config(tmp_path / "nope.yaml", RunConfig)
+        load_config(tmp_path / "nope.yaml", ClsConfig)

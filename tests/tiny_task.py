@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from detect_tricks.config import EvalConfig, OptimConfig, RunConfig, ScheduleConfig, TrainConfig
+from detect_tricks.config import ClsConfig, EvalConfig, OptimConfig, ScheduleConfig, TrainConfig
 from detect_tricks.engine.distributed import DistContext
 from detect_tricks.engine.progress import setup_logging
 from detect_tricks.engine.run_dir import RunDirectory
@@ -64,15 +64,15 @@ class TinyNet(nn.Module):
 
 
 def cross_entropy_objective(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epoch: int
 ) -> dict[str, torch.Tensor]:
     loss = F.cross_entropy(model(images), labels)
     return {"loss": loss, "loss_cls": loss}
 
 
-def tiny_config(**train: object) -> RunConfig:
+def tiny_config(**train: object) -> ClsConfig:
     settings = {"epochs": 3, "batch_size": 8, "workers": 0, "log_interval": 2, **train}
-    return RunConfig(
+    return ClsConfig(
         optim=OptimConfig(lr=0.2, reference_batch=8, weight_decay=1e-4, no_bias_decay=True),
         schedule=ScheduleConfig(name="cosine", warmup_epochs=1),
         train=TrainConfig(**settings),
@@ -91,7 +91,7 @@ def accuracy_evaluator(dataset: TinyDataset):
 
 def make_trainer(
     out: Path,
-    cfg: RunConfig,
+    cfg: ClsConfig,
     ctx: DistContext | None = None,
     objective=cross_entropy_objective,
     evaluate: bool = True,

@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from detect_tricks.config import ConfigError, RunConfig, TrainConfig
+from detect_tricks.config import ConfigError, HasTrainSections, TrainConfig
 from detect_tricks.engine.distributed import DistContext
 from detect_tricks.engine.ema import ModelEma
 from detect_tricks.engine.progress import LOGGER_NAME
@@ -81,24 +81,25 @@ def prepare_model(
 def build_train_parts(
     model: nn.Module,
     objective: Objective,
-    cfg: RunConfig,
+    cfg: HasTrainSections,
     ctx: DistContext,
     iters_per_epoch: int,
 ) -> TrainParts:
     """Everything the loop needs, from the config's optim, schedule and train sections."""
-    wrapped, module = prepare_model(model, cfg.train, ctx)
-    optimizer = build_optimizer(module, cfg.optim, cfg.train.batch_size)
-    peak_lr = scaled_lr(cfg.optim, cfg.train.batch_size)
+    train = cfg.train
+    wrapped, module = prepare_model(model, train, ctx)
+    optimizer = build_optimizer(module, cfg.optim, train.batch_size)
+    peak_lr = scaled_lr(cfg.optim, train.batch_size)
     return TrainParts(
         model=wrapped,
         module=module,
         objective=objective,
         optimizer=optimizer,
-        lr_schedule=build_lr_schedule(cfg.schedule, peak_lr, iters_per_epoch, cfg.train.epochs),
-        scaler=torch.amp.GradScaler(ctx.device.type, enabled=cfg.train.amp == "fp16"),
-        autocast=build_autocast(cfg.train.amp, ctx.device),
-        channels_last=cfg.train.channels_last,
-        ema=ModelEma(module, cfg.train.ema_decay) if cfg.train.ema else None,
+        lr_schedule=build_lr_schedule(cfg.schedule, peak_lr, iters_per_epoch, train.epochs),
+        scaler=torch.amp.GradScaler(ctx.device.type, enabled=train.amp == "fp16"),
+        autocast=build_autocast(train.amp, ctx.device),
+        channels_last=train.channels_last,
+        ema=ModelEma(module, train.ema_decay) if train.ema else None,
     )
 
 

@@ -6,8 +6,8 @@ every N iterations and at every epoch, exact mid-epoch resume, evaluation every
 `eval.interval` epochs with `best.pt`, a stop with a precise message on a non-finite
 loss, and a clean save-and-exit on SIGINT/SIGTERM (agreed by all processes).
 
-The task lives in two callables: `objective(model, images, targets)` returns the loss
-dict (`loss` is backpropagated, the rest is logged) and `evaluate(model)` returns
+The task lives in two callables: `objective(model, images, targets, epoch)` returns the
+loss dict (`loss` is backpropagated, the rest is logged) and `evaluate(model)` returns
 metrics. The loop knows nothing else about classification or detection.
 """
 
@@ -43,7 +43,7 @@ from detect_tricks.engine.sampling import TrainBatchSampler
 from detect_tricks.optim import set_lr
 from detect_tricks.schedules import LRSchedule
 
-Objective = Callable[[nn.Module, torch.Tensor, Any], dict[str, torch.Tensor]]
+Objective = Callable[[nn.Module, torch.Tensor, Any, int], dict[str, torch.Tensor]]
 Evaluator = Callable[[nn.Module], dict[str, float]]
 CHECKPOINT_FORMAT = "detect_tricks/1"
 PLOT_EVERY_S = 120.0  # redraw curves after an evaluation at most this often (~0.6 s each)
@@ -232,7 +232,7 @@ class Trainer:
         set_lr(parts.optimizer, lr)
         images, targets = self._to_device(images), _move(targets, self.ctx.device)
         with parts.autocast():
-            losses = parts.objective(parts.model, images, targets)
+            losses = parts.objective(parts.model, images, targets, self.state.epoch)
         names = list(losses)
         device = self.ctx.device
         terms = [torch.as_tensor(losses[k]).detach().float().reshape(()).to(device) for k in names]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from tiny_task import cross_entropy_objective, make_trainer, tiny_config
 
-from detect_tricks.config import RunConfig, load_config
+from detect_tricks.config import ClsConfig, load_config
 from detect_tricks.engine.checkpoint import load_checkpoint
 from detect_tricks.engine.run_dir import read_jsonl
 from detect_tricks.engine.trainer import NonFiniteLossError
@@ -38,11 +38,11 @@ def _calls_then(at: int, action):
     """An objective that runs `action()` during its `at`-th call (1-based)."""
     calls = {"n": 0}
 
-    def objective(model, images, labels):
+    def objective(model, images, labels, epoch):
         calls["n"] += 1
         if calls["n"] == at:
             action()
-        return cross_entropy_objective(model, images, labels)
+        return cross_entropy_objective(model, images, labels, epoch)
 
     return objective
 
@@ -90,8 +90,8 @@ def test_crash_resumes_from_periodic_checkpoint(tmp_path, uninterrupted):
 
 
 def test_non_finite_loss_stops_with_terms_and_keeps_last_good_checkpoint(tmp_path):
-    def nan_at_step_5(model, images, labels):
-        losses = cross_entropy_objective(model, images, labels)
+    def nan_at_step_5(model, images, labels, epoch):
+        losses = cross_entropy_objective(model, images, labels, epoch)
         nan_at_step_5.calls += 1
         if nan_at_step_5.calls == 5:
             losses["loss_cls"] = losses["loss_cls"] * float("nan")
@@ -114,7 +114,7 @@ def test_non_finite_loss_stops_with_terms_and_keeps_last_good_checkpoint(tmp_pat
 def test_run_directory_contract(tmp_path, uninterrupted):
     run = uninterrupted.run
     cfg = tiny_config(ema=True)
-    assert load_config(run.config, RunConfig) == cfg
+    assert load_config(run.config, ClsConfig) == cfg
     metrics = read_jsonl(run.metrics)
     assert [m["iter"] for m in metrics] == list(range(2, ITERS + 1, 2))
     for key in ("epoch", "iter", "lr", "loss", "loss_cls", "img_per_s", "data_s", "step_s"):

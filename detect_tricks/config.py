@@ -176,6 +176,7 @@ class ClsDataConfig:
     train_split: str = "train"
     val_split: str = "val"
     train_size: int = 224  # RandomResizedCrop output
+    crop_area: list[float] = field(default_factory=lambda: [0.08, 1.0])  # RandomResizedCrop
     eval_size: int = 224  # centre crop after resizing the short side to size / crop_ratio
     eval_crop_ratio: float = 0.875
     color_jitter: float = 0.4  # brightness, contrast and saturation factors in [1-x, 1+x]
@@ -187,6 +188,12 @@ class ClsDataConfig:
             0 < self.eval_crop_ratio <= 1, "data.eval_crop_ratio", "in (0, 1]", self.eval_crop_ratio
         )
         _require(self.train_size > 0, "data.train_size", "> 0", self.train_size)
+        _require(
+            len(self.crop_area) == 2 and 0 < self.crop_area[0] <= self.crop_area[1] <= 1,
+            "data.crop_area",
+            "[min, max] fractions of the image area with 0 < min <= max <= 1",
+            self.crop_area,
+        )
         _require(self.eval_size > 0, "data.eval_size", "> 0", self.eval_size)
 
 
@@ -243,6 +250,107 @@ class ClsConfig:
     tricks: ClsTricksConfig = field(default_factory=ClsTricksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# ---------------------------------------------------------------------------------------
+# Detection (tools/train_det.py). Defaults are GluonCV's YOLOv3 COCO recipe without the
+# Bag of Freebies tricks: 416 px, batch 64, SGD lr 1e-3 per 64 images, weight decay 5e-4,
+# step decay x0.1 at epochs 220 and 250 of 280.
+
+# (w, h) in pixels at the training size, 3 per level for strides 8, 16, 32 (COCO k-means).
+COCO_ANCHORS = [
+    [[10, 13], [16, 30], [33, 23]],
+    [[30, 61], [62, 45], [59, 119]],
+    [[116, 90], [156, 198], [373, 326]],
+]
+
+
+@dataclass
+class DetModelConfig:
+    arch: str = "yolov3_resnet50_d"  # yolov3_resnet{18,34,50,101}[_b|_c|_d]
+    width: float = 1.0  # channel multiplier of backbone and head (small CPU models)
+    num_classes: int = 80
+    anchors: list[list[list[float]]] = field(default_factory=lambda: COCO_ANCHORS)
+    backbone_weights: str = ""  # a classification checkpoint of ours, timm or torchvision
+    ignore_iou: float = 0.7  # predictions overlapping a ground truth more are not negatives
+
+    def __post_init__(self) -> None:
+        _require(self.width > 0, "model.width", "> 0", self.width)
+        _require(self.num_classes > 0, "model.num_classes", "> 0", self.num_classes)
+        shape_ok = len(self.anchors) == 3 and all(
+            len(level) == 3 and all(len(a) == 2 and min(a) > 0 for a in level)
+            for level in self.anchors
+        )
+        _require(shape_ok, "model.anchors", "3 levels of 3 positive (w, h) pairs", self.anchors)
+
+
+@dataclass
+class DetDataConfig:
+    format: Literal["coco", "voc"] = "coco"
+    train_ann: str = "data/coco/annotations/instances_train2017.json"  # VOC: a split .txt
+    train_images: str = "data/coco/train2017"  # VOC: the VOC2007-style root folder
+    val_ann: str = "data/coco/annotations/instances_val2017.json"
+    val_images: str = "data/coco/val2017"
+    size: int = 416  # training input (without random shapes) and evaluation size
+    voc_use_difficult: bool = False  # train on VOC "difficult" boxes too
+    skip_bad_images: bool = False  # skip unreadable images and bad entries (counted)
+
+    def __post_init__(self) -> None:
+        _require(self.size > 0 and self.size % 32 == 0, "data.size", "a multiple of 32", self.size)
+
+
+@dataclass
+class DetTricksConfig:
+    mixup: bool = False  # Bag of Freebies §3.1: box-weighted visually coherent mixup
+    mixup_alpha: float = 1.5  # lam ~ Beta(alpha, alpha) per sample
+    no_mixup_epochs: int = 20  # the last N epochs train without mixup
+    label_smoothing: bool = False  # §3.3, sigmoid form: eps = min(1/C, 1/40)
+    random_shapes: bool = False  # §3.2 (GluonCV): a new input size every few iterations
+    random_shape_sizes: list[int] = field(default_factory=lambda: list(range(320, 609, 32)))
+    random_shape_interval: int = 10  # iterations between size changes
+
+    def __post_init__(self) -> None:
+        _require(self.mixup_alpha > 0, "tricks.mixup_alpha", "> 0", self.mixup_alpha)
+        _require(self.no_mixup_epochs >= 0, "tricks.no_mixup_epochs", ">= 0", self.no_mixup_epochs)
+        _require(
+            bool(self.random_shape_sizes) and all(s % 32 == 0 for s in self.random_shape_sizes),
+            "tricks.random_shape_sizes",
+            "a non-empty list of multiples of 32",
+            self.random_shape_sizes,
+        )
+        _require(
+            self.random_shape_interval > 0,
+            "tricks.random_shape_interval",
+            "> 0",
+            self.random_shape_interval,
+        )
+
+
+@dataclass
+class DetEvalConfig(EvalConfig):
+    batch_size: int = 16
+    score_threshold: float = 0.01
+    pre_nms_top_k: int = 400
+    nms_iou: float = 0.45
+    max_detections: int = 100
+    backend: Literal["pycocotools", "faster_coco_eval"] = "pycocotools"
+
+
+@dataclass
+class DetConfig:
+    """A detection run (tools/train_det.py)."""
+
+    model: DetModelConfig = field(default_factory=DetModelConfig)
+    data: DetDataConfig = field(default_factory=DetDataConfig)
+    optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(
+            lr=1e-3, reference_batch=64, linear_scaling=True, weight_decay=5e-4
+        )
+    )
+    schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(steps=[220, 250]))
+    tricks: DetTricksConfig = field(default_factory=DetTricksConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=280, batch_size=64))
+    eval: DetEvalConfig = field(default_factory=DetEvalConfig)
 
 
 # ---------------------------------------------------------------------------------------

@@ -109,14 +109,11 @@ def make_trainer(
     run = RunDirectory(out, writes=ctx.is_main)
     run.prepare(resume=resume, overwrite=False)
     setup_logging(run.log, ctx.is_main)
-    trainer = Trainer(
+    trainer = Trainer.from_config(
         parts,
         run,
         ctx,
         cfg,
-        epochs=cfg.train.epochs,
-        log_interval=cfg.train.log_interval,
-        checkpoint_interval=cfg.train.checkpoint_interval,
         evaluate=accuracy_evaluator(dataset) if evaluate else None,
         best_key="top1" if evaluate else None,
     )

@@ -18,17 +18,27 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from detect_tricks.config import ConfigError, config_diff, config_from_dict, load_config
+from detect_tricks.data.errors import DatasetError, ImageReadError
 from detect_tricks.engine.checkpoint import CheckpointError, load_checkpoint
 from detect_tricks.engine.distributed import DistContext
 from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
 from detect_tricks.engine.run_dir import RunDirectory
 from detect_tricks.engine.trainer import NonFiniteLossError
+from detect_tricks.models.weights import WeightsError
 
 C = TypeVar("C")
 logger = logging.getLogger(LOGGER_NAME)
 
 # Errors caused by what the user gave (a file, a key, a value): one clear line, no traceback.
-USER_ERRORS = (ConfigError, CheckpointError, FileExistsError, FileNotFoundError)
+USER_ERRORS = (
+    ConfigError,
+    CheckpointError,
+    DatasetError,
+    ImageReadError,
+    WeightsError,
+    FileExistsError,
+    FileNotFoundError,
+)
 
 
 def train_arg_parser(description: str) -> argparse.ArgumentParser:

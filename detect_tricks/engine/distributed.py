@@ -62,13 +62,18 @@ def shutdown_distributed() -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_mean(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
-    """The element-wise mean of `values` over all processes."""
+def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The element-wise sum of `values` over all processes."""
     if not ctx.is_distributed:
         return values
     values = values.clone()
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values / ctx.world_size
+    return values
+
+
+def all_reduce_mean(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """The element-wise mean of `values` over all processes."""
+    return all_reduce_sum(values, ctx) / ctx.world_size
 
 
 def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
@@ -78,3 +83,12 @@ def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
     gathered: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def broadcast_object(obj: Any, ctx: DistContext) -> Any:
+    """Rank 0's `obj` on every process."""
+    if not ctx.is_distributed:
+        return obj
+    holder = [obj]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]

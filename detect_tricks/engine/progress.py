@@ -24,6 +24,7 @@ class _TqdmStreamHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             tqdm.write(self.format(record), file=self.stream)
+            self.flush()  # a log file or pipe shows each line as it happens
         except Exception:
             self.handleError(record)
 

@@ -1,8 +1,8 @@
 """Batch samplers whose every random choice is a function of (seed, epoch, position).
 
-The training sampler yields, per batch, a list of `SampleKey(index, seed, size)`:
-the dataset index, a seed for that sample's augmentation, and the input size of the
-batch (random shapes) or None. Datasets draw their randomness from `key.seed` only, so
+The training sampler yields, per batch, a list of `SampleKey(index, seed, size, epoch)`:
+the dataset index, a seed for that sample's augmentation, the input size of the batch
+(random shapes) or None, and the epoch. Datasets draw their randomness from `key.seed` only, so
 a run gives the same batches whatever the number of data-loading workers, and a run
 resumed in the middle of an epoch sees exactly the batches the uninterrupted run saw.
 
@@ -28,6 +28,7 @@ class SampleKey(NamedTuple):
     index: int
     seed: int
     size: int | None = None  # the square input size of this batch, None for the default
+    epoch: int = 0  # the training epoch (mixup turns off for the last ones)
 
 
 def derive_seed(*numbers: int) -> int:
@@ -91,7 +92,7 @@ class TrainBatchSampler:
             size = self.size_schedule(iteration) if self.size_schedule else None
             first = batch * self.global_batch + self.rank * self.per_process
             yield [
-                SampleKey(order[p], derive_seed(self.seed, self.epoch, p), size)
+                SampleKey(order[p], derive_seed(self.seed, self.epoch, p), size, self.epoch)
                 for p in range(first, first + self.per_process)
             ]
 
@@ -111,3 +112,13 @@ class EvalBatchSampler:
     def __iter__(self) -> Iterator[list[SampleKey]]:
         for start in range(0, len(self.indices), self.batch_size):
             yield [SampleKey(i, 0) for i in self.indices[start : start + self.batch_size]]
+
+
+def random_shape_schedule(seed: int, sizes: list[int], interval: int) -> Callable[[int], int]:
+    """Random shapes (GluonCV YOLOv3): a size from `sizes` per `interval` iterations, drawn
+    from (seed, iteration // interval) only, hence the same on every process."""
+
+    def size_at(iteration: int) -> int:
+        return sizes[derive_seed(seed, 7919, iteration // interval) % len(sizes)]
+
+    return size_at

@@ -24,6 +24,7 @@ from detect_tricks.config import ConfigError, HasTrainSections, TrainConfig
 from detect_tricks.engine.distributed import DistContext
 from detect_tricks.engine.ema import ModelEma
 from detect_tricks.engine.progress import LOGGER_NAME
+from detect_tricks.engine.sampling import EvalBatchSampler
 from detect_tricks.engine.trainer import Objective, TrainParts
 from detect_tricks.optim import build_optimizer, scaled_lr
 from detect_tricks.schedules import build_lr_schedule
@@ -126,3 +127,15 @@ def build_loader(
         prefetch_factor=4 if workers > 0 else None,
         generator=torch.Generator().manual_seed(seed),
     )
+
+
+def build_eval_loader(
+    dataset: Dataset,
+    batch_size: int,
+    workers: int,
+    collate_fn: Callable[[list[Any]], Any],
+    ctx: DistContext,
+) -> DataLoader:
+    """Every sample once, in order, this process taking its share (rank r: r, r + N, ...)."""
+    sampler = EvalBatchSampler(len(dataset), batch_size, ctx.rank, ctx.world_size)
+    return build_loader(dataset, sampler, workers, collate_fn, 0, ctx.device)

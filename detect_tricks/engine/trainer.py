@@ -127,6 +127,7 @@ class Trainer:
         evaluate: returns validation metrics for a model, or None for no evaluation.
         eval_interval: epochs between evaluations; the last epoch is always evaluated.
         best_key: the metric (higher is better) that picks `best.pt`.
+        metadata: saved in every checkpoint, e.g. the class names.
     """
 
     def __init__(
@@ -141,6 +142,7 @@ class Trainer:
         evaluate: Evaluator | None = None,
         eval_interval: int = 1,
         best_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.parts = parts
         self.run = run
@@ -152,10 +154,38 @@ class Trainer:
         self.evaluate = evaluate
         self.eval_interval = eval_interval
         self.best_key = best_key
+        self.metadata = metadata or {}
         self.state = TrainState()
         self.progress = Progress(enabled=ctx.is_main)
         self.last_metrics: dict[str, float] | None = None
         self.plotted_at = time.perf_counter()
+
+    @classmethod
+    def from_config(
+        cls,
+        parts: TrainParts,
+        run: RunDirectory,
+        ctx: DistContext,
+        config: Any,
+        evaluate: Evaluator | None,
+        best_key: str | None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Trainer:
+        """A trainer with the length, logging, checkpoint and evaluation intervals of the
+        config's `train` and `eval` sections."""
+        return cls(
+            parts,
+            run,
+            ctx,
+            config,
+            epochs=config.train.epochs,
+            log_interval=config.train.log_interval,
+            checkpoint_interval=config.train.checkpoint_interval,
+            evaluate=evaluate,
+            eval_interval=config.eval.interval,
+            best_key=best_key,
+            metadata=metadata,
+        )
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -293,7 +323,7 @@ class Trainer:
         metrics = self.evaluate(model)
         self.last_metrics = metrics
         self.run.append_eval({"epoch": epoch, "iter": self.state.iteration, **metrics})
-        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "/" not in k)
         logger.info(
             "eval after epoch %d (%s): %s",
             epoch,
@@ -347,6 +377,7 @@ class Trainer:
             "lr": parts.lr_schedule(self.state.iteration),
             "rng": rng,
             "config": config_to_dict(self.config),
+            "metadata": self.metadata,
         }
 
     def save_checkpoint(self, best: bool = False) -> None:

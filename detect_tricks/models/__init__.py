@@ -1,9 +1,11 @@
-"""Model builders, chosen by name from one explicit dict (no registry)."""
+"""Model builders, chosen by name from explicit dicts (no registry)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
+from detect_tricks.config import COCO_ANCHORS, ClsModelConfig, ConfigError, DetModelConfig
 from detect_tricks.models.resnet import (
     ResNet,
     resnet18,
@@ -27,6 +29,8 @@ from detect_tricks.models.resnet import (
     resnet152_c,
     resnet152_d,
 )
+from detect_tricks.models.weights import load_weights, read_state_dict
+from detect_tricks.models.yolov3 import YOLOv3
 
 CLASSIFIERS: dict[str, Callable[..., ResNet]] = {
     "resnet18": resnet18,
@@ -52,8 +56,71 @@ CLASSIFIERS: dict[str, Callable[..., ResNet]] = {
 }
 
 
-def classifier_builder(arch: str) -> Callable[..., ResNet]:
-    """The builder of `arch`, or an error listing the known names."""
-    if arch not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier '{arch}'; known: {', '.join(CLASSIFIERS)}")
-    return CLASSIFIERS[arch]
+def build_classifier(cfg: ClsModelConfig) -> ResNet:
+    """The classifier of `model.arch`, initialised from `model.weights` when given.
+
+    A weight file whose classifier has another number of classes initialises all but
+    the classifier (fine-tuning).
+    """
+    if cfg.arch not in CLASSIFIERS:
+        raise ConfigError(f"'model.arch' must be one of {', '.join(CLASSIFIERS)}, got {cfg.arch!r}")
+    model = CLASSIFIERS[cfg.arch](
+        num_classes=cfg.num_classes, width=cfg.width, zero_gamma=cfg.zero_gamma
+    )
+    if cfg.weights:
+        state = read_state_dict(cfg.weights)
+        head = state.get("fc.weight")
+        skip_head = head is None or head.shape != model.fc.weight.shape
+        load_weights(model, state, cfg.weights, skip_head=skip_head)
+    return model
+
+
+def yolov3(
+    backbone_arch: str,
+    num_classes: int,
+    width: float = 1.0,
+    anchors: list[list[list[float]]] = COCO_ANCHORS,
+) -> YOLOv3:
+    """YOLOv3 over the ResNet `backbone_arch` (e.g. "resnet50_d"), channels scaled by `width`.
+
+    Head channels are 512/256/128 (GluonCV's, for ResNet-50 and Darknet-53) times `width`.
+    """
+    backbone = CLASSIFIERS[backbone_arch](num_classes=0, width=width)
+    head = tuple(max(8, round(c * width)) for c in (512, 256, 128))
+    return YOLOv3(backbone, num_classes, head_channels=head, anchors=anchors)
+
+
+def yolov3_resnet18_d(num_classes: int, **kwargs: object) -> YOLOv3:
+    return yolov3("resnet18_d", num_classes, **kwargs)
+
+
+def yolov3_resnet34_d(num_classes: int, **kwargs: object) -> YOLOv3:
+    return yolov3("resnet34_d", num_classes, **kwargs)
+
+
+def yolov3_resnet50_d(num_classes: int, **kwargs: object) -> YOLOv3:
+    return yolov3("resnet50_d", num_classes, **kwargs)
+
+
+def yolov3_resnet101_d(num_classes: int, **kwargs: object) -> YOLOv3:
+    return yolov3("resnet101_d", num_classes, **kwargs)
+
+
+# Every YOLOv3 backbone by name: yolov3_resnet{18,34,50,101}{,_b,_c,_d}.
+DETECTORS: dict[str, Callable[..., YOLOv3]] = {
+    f"yolov3_{arch}": functools.partial(yolov3, arch)
+    for arch in CLASSIFIERS
+    if not arch.startswith("resnet152")
+}
+
+
+def build_detector(cfg: DetModelConfig) -> YOLOv3:
+    """The detector of `model.arch`, its backbone initialised from `model.backbone_weights`
+    (a classification checkpoint of ours, or timm / torchvision ResNet weights)."""
+    if cfg.arch not in DETECTORS:
+        raise ConfigError(f"'model.arch' must be one of {', '.join(DETECTORS)}, got {cfg.arch!r}")
+    model = DETECTORS[cfg.arch](cfg.num_classes, width=cfg.width, anchors=cfg.anchors)
+    if cfg.backbone_weights:
+        state = read_state_dict(cfg.backbone_weights)
+        load_weights(model.backbone, state, cfg.backbone_weights, skip_head=True)
+    return model

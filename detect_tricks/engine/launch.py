@@ -1,0 +1,119 @@
+"""What both training tools do around their task: process start, loaders, the run.
+
+A tool's `train(cfg, run, ctx, checkpoint)` builds its datasets, model, objective and
+evaluator; `launch` wraps it with the command line, the process group and the run
+directory, and `fit` resumes (when asked), says what is about to run, and trains.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from detect_tricks.config import ConfigError, HasTrainSections
+from detect_tricks.engine.cli import open_run_directory, resolve_config, train_arg_parser
+from detect_tricks.engine.distributed import DistContext, init_distributed, shutdown_distributed
+from detect_tricks.engine.progress import LOGGER_NAME
+from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.engine.sampling import TrainBatchSampler
+from detect_tricks.engine.setup import (
+    build_eval_loader,
+    build_loader,
+    configure_device,
+    seed_everything,
+)
+from detect_tricks.engine.trainer import Trainer
+from detect_tricks.optim import scaled_lr
+
+C = TypeVar("C")
+logger = logging.getLogger(LOGGER_NAME)
+TrainFunction = Callable[[Any, RunDirectory, DistContext, dict | None], None]
+
+
+def launch(config_cls: type[C], train: TrainFunction, description: str) -> None:
+    """A training tool's `main`: arguments, config, process group, run directory, train."""
+    args = train_arg_parser(description).parse_args()
+    cfg, out, checkpoint = resolve_config(args, config_cls)
+    ctx = init_distributed(cfg.train.device)
+    try:
+        train(cfg, open_run_directory(out, args, ctx), ctx, checkpoint)
+    finally:
+        shutdown_distributed()
+
+
+def require_num_classes(configured: int, names: list[str], source: str) -> None:
+    """A clear error when `model.num_classes` disagrees with the data."""
+    if configured != len(names):
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        raise ConfigError(
+            f"'model.num_classes' is {configured} but {source} has {len(names)} classes ({shown})"
+        )
+
+
+def start_process(cfg: HasTrainSections, ctx: DistContext) -> None:
+    """Seed this process (the seed plus its rank) and set up its device."""
+    seed_everything(cfg.train.seed + ctx.rank)
+    configure_device(ctx.device)
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    sampler: TrainBatchSampler
+    val: DataLoader
+
+
+def build_loaders(
+    train_set: Dataset,
+    val_set: Dataset,
+    collate: Callable[[list[Any]], Any],
+    cfg: HasTrainSections,
+    ctx: DistContext,
+    size_schedule: Callable[[int], int] | None = None,
+) -> Loaders:
+    """This process's shard of the training batches (resumable) and of the validation set."""
+    train = cfg.train
+    sampler = TrainBatchSampler(
+        len(train_set), train.batch_size, ctx.rank, ctx.world_size, train.seed, size_schedule
+    )
+    return Loaders(
+        build_loader(train_set, sampler, train.workers, collate, train.seed, ctx.device),
+        sampler,
+        build_eval_loader(val_set, cfg.eval.batch_size, train.workers, collate, ctx),
+    )
+
+
+def fit(
+    trainer: Trainer,
+    loaders: Loaders,
+    checkpoint: dict | None,
+    model: nn.Module,
+    details: str,
+) -> str:
+    """Resume from `checkpoint` if given, log what runs, train; returns the fit status."""
+    if checkpoint is not None:
+        trainer.resume(checkpoint)
+    cfg, ctx = trainer.config, trainer.ctx
+    logger.info(
+        "%s (%.2f M parameters) | %s | train %d images, val %d | %d iterations/epoch x %d "
+        "epochs, batch %d over %d process(es) | lr %.4g | %s, amp %s | run dir %s",
+        cfg.model.arch,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        details,
+        len(loaders.train.dataset),
+        len(loaders.val.dataset),
+        loaders.sampler.batches_per_epoch,
+        cfg.train.epochs,
+        cfg.train.batch_size,
+        ctx.world_size,
+        scaled_lr(cfg.optim, cfg.train.batch_size),
+        ctx.device,
+        cfg.train.amp,
+        trainer.run.root,
+    )
+    return trainer.fit(loaders.train, loaders.sampler)

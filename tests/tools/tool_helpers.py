@@ -1,0 +1,49 @@
+"""Helpers for the tool tests: run a tool as a subprocess, import a tool's functions."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+from detect_tricks.config import load_config
+from detect_tricks.engine.distributed import DistContext
+from detect_tricks.engine.progress import setup_logging
+from detect_tricks.engine.run_dir import RunDirectory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_tool(name: str) -> ModuleType:
+    """Import tools/<name>.py as a module (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool(*args: str, torchrun: int = 0, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python tools/X.py args...` (or under torchrun with N processes) from the root."""
+    launcher = [sys.executable]
+    if torchrun:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [*launcher, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def train_in_process(
+    train: Callable, config_cls: type, config_file: Path, out: Path, overrides: list[str]
+) -> RunDirectory:
+    """Run a tool's `train(cfg, run, ctx, checkpoint)` in this process, one CPU process."""
+    cfg = load_config(config_file, config_cls, overrides)
+    run = RunDirectory(out)
+    run.prepare(resume=False)
+    setup_logging(run.log, is_main=True)
+    train(cfg, run, DistContext(), checkpoint=None)
+    return run

@@ -1,0 +1,112 @@
+"""YOLOv3 target assignment on hand-made boxes: level, anchor, cell, t_xy, t_wh, weights."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from detect_tricks.assign import (
+    assign_targets,
+    build_grid,
+    decode_boxes,
+    ignore_mask,
+    shape_iou,
+)
+from detect_tricks.config import COCO_ANCHORS
+
+ANCHORS = torch.tensor(COCO_ANCHORS, dtype=torch.float32)
+SIZE = (128, 128)  # levels of 16x16, 8x8, 4x4 cells; N = 3 * (256 + 64 + 16) = 1008
+
+
+def _target(boxes, labels=None, weights=None):
+    boxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    n = len(boxes)
+    return {
+        "boxes": boxes,
+        "labels": torch.tensor(labels if labels is not None else [0] * n, dtype=torch.int64),
+        "weights": torch.tensor(weights if weights is not None else [1.0] * n),
+    }
+
+
+def test_grid_layout():
+    grid = build_grid(SIZE, ANCHORS, (8, 16, 32))
+    assert len(grid.cell) == 1008
+    assert grid.offsets == [0, 768, 960] and grid.shapes == [(16, 16), (8, 8), (4, 4)]
+    # index 322 = level 0, anchor 1, row 4, column 2
+    assert grid.cell[322].tolist() == [2.0, 4.0]
+    assert grid.anchor[322].tolist() == [16.0, 30.0] and grid.stride[322].item() == 8
+
+
+def test_small_box_goes_to_stride_8_anchor_16x30():
+    box = [10, 20, 30, 44]  # 20 x 24 centred at (20, 32)
+    assert shape_iou(torch.tensor([[20.0, 24.0]]), ANCHORS.reshape(-1, 2)).argmax().item() == 1
+    grid = build_grid(SIZE, ANCHORS, (8, 16, 32))
+    got = assign_targets([_target([box], labels=[3])], grid, ANCHORS, SIZE)
+    assert got.index.tolist() == [0 + 1 * 256 + 4 * 16 + 2]
+    torch.testing.assert_close(got.t_xy, torch.tensor([[0.5, 0.0]]))
+    torch.testing.assert_close(got.t_wh, torch.tensor([[math.log(20 / 16), math.log(24 / 30)]]))
+    torch.testing.assert_close(got.box_weight, torch.tensor([2 - 480 / 128**2]))
+    assert got.labels.tolist() == [3] and got.collisions == 0
+
+
+def test_tall_box_at_the_border_goes_to_stride_16_anchor_59x119():
+    box = [60, 0, 128, 128]  # 68 x 128 centred at (94, 64)
+    grid = build_grid(SIZE, ANCHORS, (8, 16, 32))
+    got = assign_targets([_target([box])], grid, ANCHORS, SIZE)
+    assert got.index.tolist() == [768 + 2 * 64 + 4 * 8 + 5]
+    torch.testing.assert_close(got.t_xy, torch.tensor([[94 / 16 - 5, 0.0]]))
+    torch.testing.assert_close(got.t_wh, torch.tensor([[math.log(68 / 59), math.log(128 / 119)]]))
+
+
+def test_box_in_the_last_cell_and_an_image_without_boxes():
+    grid = build_grid(SIZE, ANCHORS, (8, 16, 32))
+    got = assign_targets(
+        [_target([]), _target([[120, 120, 128, 128]])], grid, ANCHORS, SIZE
+    )  # image 0 has no boxes; image 1's 8x8 box sits in cell (15, 15) of stride 8
+    assert got.index.tolist() == [1008 + 0 * 256 + 15 * 16 + 15]
+    torch.testing.assert_close(got.t_xy, torch.tensor([[0.5, 0.5]]))
+    empty = assign_targets([_target([]), _target([])], grid, ANCHORS, SIZE)
+    assert len(empty.index) == 0 and empty.collisions == 0
+
+
+def test_two_boxes_on_one_cell_and_anchor_keep_the_heavier():
+    grid = build_grid(SIZE, ANCHORS, (8, 16, 32))
+    boxes = [[10, 20, 30, 44], [11, 21, 31, 45], [12, 20, 32, 44]]
+    got = assign_targets(
+        [_target(boxes, labels=[0, 1, 2], weights=[0.3, 0.7, 0.7])], grid, ANCHORS, SIZE
+    )
+    # boxes 1 and 2 tie on weight: the first of them wins; box 0 is lighter
+    assert got.labels.tolist() == [1] and got.collisions == 2
+    torch.testing.assert_close(got.mix_weight, torch.tensor([0.7]))
+
+
+def test_encode_then_decode_gives_back_the_box():
+    torch.manual_seed(0)
+    size = (96, 160)
+    grid = build_grid(size, ANCHORS, (8, 16, 32))
+    xy = torch.rand(20, 2) * torch.tensor([140.0, 80.0])
+    wh = 2 + torch.rand(20, 2) * torch.tensor([150.0, 90.0])
+    boxes = torch.cat([xy, xy + wh], 1).clamp(max=torch.tensor([160.0, 96, 160, 96]))
+    got = assign_targets([_target(boxes.tolist())], grid, ANCHORS, size)
+    kept = boxes[_kept_boxes(got, boxes, grid)]
+    raw = torch.zeros(len(grid.cell), 4)
+    t_xy = got.t_xy.clamp(1e-6, 1 - 1e-6)
+    raw[got.index] = torch.cat([torch.logit(t_xy.double()).float(), got.t_wh], 1)
+    decoded = decode_boxes(raw, grid)[got.index]
+    torch.testing.assert_close(decoded, kept, atol=1e-4, rtol=0)
+
+
+def _kept_boxes(got, boxes, grid):
+    """Which input boxes survived (by matching the decoded centres)."""
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    cell_centre = (got.t_xy + grid.cell[got.index]) * grid.stride[got.index]
+    return torch.cdist(cell_centre, centres).argmin(1)
+
+
+def test_ignore_marks_predictions_over_a_ground_truth():
+    preds = torch.tensor([[[10.0, 10, 50, 50], [12, 10, 50, 50], [60, 60, 90, 90]]])
+    target = _target([[10, 10, 50, 50]])
+    assert ignore_mask(preds, [target], 0.7).tolist() == [[True, True, False]]
+    assert ignore_mask(preds, [target], 0.96).tolist() == [[True, False, False]]
+    assert ignore_mask(preds, [_target([])], 0.7).tolist() == [[False, False, False]]

@@ -1,0 +1,200 @@
+"""COCO-format detection data: a JSON of images, categories and annotations, and images.
+
+Everything is checked when the file is read, with errors that name the file and the
+entry: a broken JSON, an annotation naming an unknown image or category, a missing image
+file. Category ids of any kind (non-contiguous, starting anywhere) map to labels
+0..C-1 in id order and back. `iscrowd` boxes stay out of the training targets; boxes
+are clipped to their image and dropped when nothing is left (width or height <= 0);
+images without boxes are kept. A one-line summary says what was dropped.
+
+With `skip_bad_images`, entries that would be errors are skipped and counted instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detect_tricks.data.errors import DatasetError, ImageReadError
+from detect_tricks.data.image import read_rgb
+from detect_tricks.engine.progress import LOGGER_NAME
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+@dataclass
+class ImageRecord:
+    """One image and its training boxes (xyxy pixels, contiguous labels)."""
+
+    image_id: int
+    path: str
+    width: int
+    height: int
+    boxes: np.ndarray  # (n, 4) float32
+    labels: np.ndarray  # (n,) int64
+
+
+@dataclass
+class LoadReport:
+    """What reading an annotation file dropped or changed."""
+
+    images: int = 0
+    boxes: int = 0
+    crowd: int = 0
+    clipped: int = 0
+    degenerate: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self, source: str, categories: int) -> str:
+        line = (
+            f"{source}: {self.images} images, {categories} categories, {self.boxes} boxes "
+            f"({self.clipped} clipped to their image, {self.degenerate} degenerate dropped, "
+            f"{self.crowd} crowd kept out of training)"
+        )
+        if self.skipped:
+            line += f"; skipped {len(self.skipped)} bad entries (first: {self.skipped[0]})"
+        return line
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; errors name the file (and the line and column of a syntax error)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except OSError as err:
+        raise DatasetError(f"cannot read annotation file {path}: {err.strerror}") from err
+    except json.JSONDecodeError as err:
+        raise DatasetError(
+            f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
+        ) from err
+
+
+class CocoDetection:
+    """The images and boxes of a COCO-format annotation file.
+
+    Args:
+        ann: the JSON file (COCO `instances_*.json` layout), or its parsed content.
+        image_dir: the folder the images' `file_name`s are relative to.
+        skip_bad_images: skip (and count) bad entries and unreadable images.
+        source: how to name `ann` in messages (default: its path).
+    """
+
+    def __init__(
+        self,
+        ann: str | Path | dict[str, Any],
+        image_dir: str | Path,
+        skip_bad_images: bool = False,
+        source: str | None = None,
+    ) -> None:
+        self.source = source or str(ann)
+        self.image_dir = Path(image_dir)
+        self.skip_bad_images = skip_bad_images
+        data = ann if isinstance(ann, dict) else read_json(ann)
+        for key in ("images", "annotations", "categories"):
+            if not isinstance(data, dict) or not isinstance(data.get(key), list):
+                raise DatasetError(f"{self.source}: a COCO file holds a list under '{key}'")
+        if not data["categories"]:
+            raise DatasetError(f"{self.source}: 'categories' is empty")
+        self.ground_truth = data
+        categories = sorted(data["categories"], key=lambda c: c["id"])
+        self.category_ids = [c["id"] for c in categories]
+        self.class_names = [str(c.get("name", c["id"])) for c in categories]
+        self.report = LoadReport()
+        self.records = self._read_records(data)
+        logger.info(self.report.summary(self.source, len(self.class_names)))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _bad(self, message: str) -> None:
+        if not self.skip_bad_images:
+            raise DatasetError(f"{self.source}: {message} (data.skip_bad_images: true skips it)")
+        self.report.skipped.append(message)
+
+    def _read_records(self, data: dict[str, Any]) -> list[ImageRecord]:
+        label_of = {cid: label for label, cid in enumerate(self.category_ids)}
+        records: dict[int, ImageRecord] = {}
+        for entry in data["images"]:
+            record = self._image_record(entry)
+            if record is not None:
+                records[record.image_id] = record
+        boxes: dict[int, list[list[float]]] = {i: [] for i in records}
+        labels: dict[int, list[int]] = {i: [] for i in records}
+        known_images = {e.get("id") for e in data["images"]}
+        for index, ann in enumerate(data["annotations"]):
+            where = f"annotation {index} (id {ann.get('id')})"
+            if ann.get("image_id") not in known_images:
+                self._bad(f"{where} names image_id {ann.get('image_id')}, not in 'images'")
+                continue
+            if ann.get("category_id") not in label_of:
+                self._bad(
+                    f"{where} names category_id {ann.get('category_id')}, not one of "
+                    f"{self.category_ids}"
+                )
+                continue
+            if ann["image_id"] not in records:  # the image itself was skipped
+                continue
+            box = self._clip(ann, records[ann["image_id"]], where)
+            if box is not None:
+                boxes[ann["image_id"]].append(box)
+                labels[ann["image_id"]].append(label_of[ann["category_id"]])
+        for image_id, record in records.items():
+            record.boxes = np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4)
+            record.labels = np.asarray(labels[image_id], dtype=np.int64)
+        self.report.images = len(records)
+        self.report.boxes = sum(len(r.boxes) for r in records.values())
+        return list(records.values())
+
+    def _image_record(self, entry: dict[str, Any]) -> ImageRecord | None:
+        missing = [k for k in ("id", "file_name", "width", "height") if k not in entry]
+        if missing:
+            self._bad(f"image entry {entry.get('id', entry)} lacks {', '.join(missing)}")
+            return None
+        path = self.image_dir / entry["file_name"]
+        if not path.is_file():
+            self._bad(f"image {entry['id']}: file {path} does not exist")
+            return None
+        empty = np.zeros((0, 4), np.float32)
+        return ImageRecord(
+            int(entry["id"]),
+            str(path),
+            int(entry["width"]),
+            int(entry["height"]),
+            empty,
+            np.zeros(0, np.int64),
+        )
+
+    def _clip(self, ann: dict[str, Any], record: ImageRecord, where: str) -> list[float] | None:
+        """The annotation's box as xyxy clipped to the image, or None when it is not a
+        training box (crowd, degenerate, malformed)."""
+        bbox = ann.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            self._bad(f"{where}: 'bbox' must be [x, y, width, height], got {bbox!r}")
+            return None
+        if ann.get("iscrowd", 0):
+            self.report.crowd += 1
+            return None
+        x, y, w, h = (float(v) for v in bbox)
+        box = [max(x, 0.0), max(y, 0.0), min(x + w, record.width), min(y + h, record.height)]
+        if box[2] - box[0] <= 0 or box[3] - box[1] <= 0:
+            self.report.degenerate += 1
+            return None
+        if box != [x, y, x + w, y + h]:
+            self.report.clipped += 1
+        return box
+
+    def load(self, index: int) -> tuple[np.ndarray, ImageRecord]:
+        """The RGB image of record `index` (checked against its annotated size)."""
+        record = self.records[index]
+        image = read_rgb(record.path)
+        if image.shape[:2] != (record.height, record.width):
+            raise ImageReadError(
+                f"{record.path} is {image.shape[1]}x{image.shape[0]} pixels but {self.source} "
+                f"says {record.width}x{record.height} (image id {record.image_id})"
+            )
+        return image, record

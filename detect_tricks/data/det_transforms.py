@@ -1,0 +1,263 @@
+"""Detection transforms that move boxes with the pixels: the GluonCV YOLOv3 presets.
+
+Training, in GluonCV's order (`YOLO3DefaultTrainTransform`, DESIGN.md §3): colour jitter
+(brightness +-32, contrast and saturation in [0.5, 1.5], hue +-18 degrees, each p=0.5),
+random expand (p=0.5, canvas up to 4x filled with the mean colour), SSD random crop with
+IoU constraints, resize to the training size with a random interpolation, horizontal
+flip (p=0.5), normalise. Evaluation: resize to the size, normalise.
+
+albumentations does the colour jitter and the flip; OpenCV the resize. It has no SSD
+crop with minimum-IoU constraints (`RandomSizedBBoxSafeCrop` keeps every box, a
+different rule) and no zoom-out expand, so those two are written here. Every random
+choice comes from the generator passed in. Boxes are float32 xyxy pixels; `labels` and
+`weights` follow their boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+
+from detect_tricks.data.cls_transforms import IMAGENET_MEAN, to_normalized_tensor
+
+Target = dict[str, np.ndarray]  # boxes (n, 4) float32, labels (n,) int64, weights (n,) float32
+INTERPOLATIONS = (
+    cv2.INTER_NEAREST,
+    cv2.INTER_LINEAR,
+    cv2.INTER_AREA,
+    cv2.INTER_CUBIC,
+    cv2.INTER_LANCZOS4,
+)
+MIN_CROP_SCALE = 0.3  # the SSD crop keeps at least this fraction of each side
+# SSD crop constraints (min IoU, max IoU) with every box; None is unbounded.
+CROP_CONSTRAINTS = ((0.1, None), (0.3, None), (0.5, None), (0.7, None), (0.9, None), (None, 1.0))
+
+
+def select_boxes(target: Target, keep: np.ndarray) -> Target:
+    """The boxes (with their labels and weights) where `keep` is True."""
+    return {key: value[keep] for key, value in target.items()}
+
+
+@dataclass
+class Canvas:
+    """An image at (`top`, `left`) of a `height` x `width` canvas of the mean colour.
+
+    Random expand makes canvases up to 16 times the image's area; only the part the SSD
+    crop keeps is ever materialised, which gives the same pixels for a fraction of the
+    memory and time.
+    """
+
+    image: np.ndarray
+    height: int
+    width: int
+    top: int = 0
+    left: int = 0
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> Canvas:
+        """The image itself, unexpanded."""
+        return cls(image, image.shape[0], image.shape[1])
+
+    def crop(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The canvas pixels of the window [x0, x1) x [y0, y1)."""
+        h, w = self.image.shape[:2]
+        if (self.top, self.left, self.height, self.width) == (0, 0, h, w):
+            return self.image[y0:y1, x0:x1]
+        out = np.empty((y1 - y0, x1 - x0, 3), dtype=self.image.dtype)
+        out[:] = np.round(IMAGENET_MEAN * 255).astype(self.image.dtype)
+        ix0, ix1 = max(x0, self.left), min(x1, self.left + w)
+        iy0, iy1 = max(y0, self.top), min(y1, self.top + h)
+        if ix1 > ix0 and iy1 > iy0:
+            out[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = self.image[
+                iy0 - self.top : iy1 - self.top, ix0 - self.left : ix1 - self.left
+            ]
+        return out
+
+    def full(self) -> np.ndarray:
+        return self.crop(0, 0, self.width, self.height)
+
+
+def random_expand(
+    image: np.ndarray, target: Target, rng: np.random.Generator, max_ratio: float = 4.0
+) -> tuple[Canvas, Target]:
+    """Place the image at a random spot of a canvas up to `max_ratio` times larger, filled
+    with the mean colour (a zoom-out: objects become smaller)."""
+    h, w = image.shape[:2]
+    ratio = rng.uniform(1.0, max_ratio)
+    out_h, out_w = int(h * ratio), int(w * ratio)
+    top, left = int(rng.integers(0, out_h - h + 1)), int(rng.integers(0, out_w - w + 1))
+    boxes = target["boxes"] + np.array([left, top, left, top], dtype=np.float32)
+    return Canvas(image, out_h, out_w, top, left), {**target, "boxes": boxes}
+
+
+def _iou_with(boxes: np.ndarray, window: np.ndarray) -> np.ndarray:
+    top_left = np.maximum(boxes[:, :2], window[:2])
+    bottom_right = np.minimum(boxes[:, 2:], window[2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(1)
+    areas = (boxes[:, 2:] - boxes[:, :2]).prod(1)
+    return inter / (areas + (window[2:] - window[:2]).prod() - inter)
+
+
+def crop_boxes(target: Target, window: np.ndarray) -> Target:
+    """Boxes seen through a crop window: those whose centre lies inside, clipped and
+    shifted to the window's coordinates."""
+    boxes = target["boxes"]
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    inside = np.all((centres > window[:2]) & (centres < window[2:]), axis=1)
+    kept = select_boxes(target, inside)
+    clipped = np.clip(kept["boxes"], np.tile(window[:2], 2), np.tile(window[2:], 2))
+    return {**kept, "boxes": (clipped - np.tile(window[:2], 2)).astype(np.float32)}
+
+
+def ssd_crop_window(
+    boxes: np.ndarray,
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    trials: int = 50,
+    min_scale: float = MIN_CROP_SCALE,
+    max_aspect_ratio: float = 2.0,
+) -> list[np.ndarray]:
+    """Candidate crop windows (x0, y0, x1, y1): the whole image, plus for each constraint
+    of `CROP_CONSTRAINTS` the first of `trials` random windows (scale 0.3-1, aspect ratio
+    up to 2) whose IoU with every box lies within the constraint's bounds."""
+    candidates = [np.array([0, 0, width, height], dtype=np.float32)]
+    for min_iou, max_iou in CROP_CONSTRAINTS:
+        low = -np.inf if min_iou is None else min_iou
+        high = np.inf if max_iou is None else max_iou
+        for _ in range(trials):
+            scale = rng.uniform(min_scale, 1.0)
+            ratio = rng.uniform(
+                max(1 / max_aspect_ratio, scale * scale), min(max_aspect_ratio, 1 / (scale * scale))
+            )
+            crop_h, crop_w = (
+                int(height * scale / np.sqrt(ratio)),
+                int(width * scale * np.sqrt(ratio)),
+            )
+            if crop_h < 1 or crop_w < 1 or crop_h > height or crop_w > width:
+                continue
+            top = int(rng.integers(0, height - crop_h + 1))
+            left = int(rng.integers(0, width - crop_w + 1))
+            window = np.array([left, top, left + crop_w, top + crop_h], dtype=np.float32)
+            if len(boxes) == 0:
+                candidates.append(window)
+                break
+            iou = _iou_with(boxes, window)
+            if low <= iou.min() and iou.max() <= high:
+                candidates.append(window)
+                break
+    return candidates
+
+
+def random_ssd_crop(
+    canvas: Canvas, target: Target, rng: np.random.Generator
+) -> tuple[np.ndarray, Target]:
+    """SSD's random crop: one of the candidate windows at random that keeps at least one
+    box (the whole canvas when none does)."""
+    candidates = ssd_crop_window(target["boxes"], canvas.height, canvas.width, rng)
+    while candidates:
+        window = candidates.pop(int(rng.integers(len(candidates))))
+        cropped = crop_boxes(target, window)
+        if len(cropped["boxes"]) or not len(target["boxes"]):
+            return canvas.crop(*(int(v) for v in window)), cropped
+    return canvas.full(), target
+
+
+def resize(
+    image: np.ndarray, target: Target, size: int, interpolation: int = cv2.INTER_LINEAR
+) -> tuple[np.ndarray, Target]:
+    """Resize to `size` x `size` (no aspect-ratio keeping, as GluonCV's YOLO presets)."""
+    h, w = image.shape[:2]
+    out = cv2.resize(image, (size, size), interpolation=interpolation)
+    scale = np.array([size / w, size / h, size / w, size / h], dtype=np.float32)
+    return out, {**target, "boxes": target["boxes"] * scale}
+
+
+def limit_size(image: np.ndarray, target: Target, max_side: int) -> tuple[np.ndarray, Target]:
+    """Shrink an image (and its boxes) whose longer side exceeds `max_side`.
+
+    Training outputs are at most S pixels and the SSD crop keeps at least 30% of a side,
+    so no output pixel needs more than `S / MIN_CROP_SCALE` source pixels per side: larger photos
+    only cost decoding-sized arrays in every later step.
+    """
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, target
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    factors = np.array([size[0] / w, size[1] / h] * 2, dtype=np.float32)
+    return out, {**target, "boxes": target["boxes"] * factors}
+
+
+def to_tensors(image: np.ndarray, target: Target) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Normalised (3, H, W) float image and the target as tensors."""
+    tensors = {
+        "boxes": torch.from_numpy(np.ascontiguousarray(target["boxes"], dtype=np.float32)),
+        "labels": torch.from_numpy(target["labels"].astype(np.int64)),
+        "weights": torch.from_numpy(target["weights"].astype(np.float32)),
+    }
+    return to_normalized_tensor(image.astype(np.float32) / 255.0), tensors
+
+
+class DetectionTrainTransform:
+    """GluonCV's YOLOv3 training preset; call with an RGB uint8 image, its target, the
+    output size and a generator."""
+
+    def __init__(self) -> None:
+        self.color = A.Compose(
+            [
+                A.RandomBrightnessContrast(
+                    brightness_limit=(-32 / 255, 32 / 255), contrast_limit=0.0, p=0.5
+                ),
+                A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=0.5, p=0.5),
+                A.ColorJitter(brightness=0, contrast=0, saturation=(0.5, 1.5), hue=0, p=0.5),
+                A.HueSaturationValue(
+                    hue_shift_limit=18, sat_shift_limit=0, val_shift_limit=0, p=0.5
+                ),
+            ]
+        )
+        self.flip = A.Compose(
+            [A.HorizontalFlip(p=0.5)],
+            bbox_params=A.BboxParams(
+                format="pascal_voc", label_fields=["order"], clip=True, min_area=0.0
+            ),
+        )
+
+    def __call__(
+        self, image: np.ndarray, target: Target, size: int, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self.color.set_random_seed(int(rng.integers(2**31)))
+        image = self.color(image=image)["image"]
+        canvas = Canvas.of(image)
+        if rng.uniform() < 0.5:
+            canvas, target = random_expand(image, target, rng)
+        image, target = random_ssd_crop(canvas, target, rng)
+        interpolation = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))]
+        image, target = resize(image, target, size, interpolation)
+        image, target = self._flip(image, target, rng)
+        return to_tensors(image, target)
+
+    def _flip(
+        self, image: np.ndarray, target: Target, rng: np.random.Generator
+    ) -> tuple[np.ndarray, Target]:
+        self.flip.set_random_seed(int(rng.integers(2**31)))
+        out = self.flip(image=image, bboxes=target["boxes"], order=np.arange(len(target["boxes"])))
+        kept = select_boxes(target, np.asarray(out["order"], dtype=np.int64))
+        boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
+        return out["image"], {**kept, "boxes": boxes}
+
+
+class DetectionEvalTransform:
+    """Resize to `size` x `size` (bilinear) and normalise; boxes are not needed."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        resized = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+        return to_normalized_tensor(resized.astype(np.float32) / 255.0)

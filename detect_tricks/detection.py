@@ -1,0 +1,151 @@
+"""The detection task: data sources, the training objective, COCO evaluation.
+
+Evaluation runs on every process over its shard of the validation set; rank 0 gathers
+the detections, runs COCOeval and shares the stats, so every process sees the same
+metrics (the loop picks `best.pt` with them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+from torch import nn
+
+from detect_tricks.coco_eval import detections_to_results, evaluate_results, load_ground_truth
+from detect_tricks.config import DetConfig, DetDataConfig, DetEvalConfig
+from detect_tricks.data.coco import CocoDetection
+from detect_tricks.data.detection import DetectionSource
+from detect_tricks.data.voc import read_voc
+from detect_tricks.engine.distributed import DistContext, all_gather_objects, broadcast_object
+from detect_tricks.engine.progress import LOGGER_NAME
+from detect_tricks.losses import YOLOv3Loss
+from detect_tricks.models.yolov3 import YOLOv3
+from detect_tricks.postprocess import NMSSettings, postprocess, rescale_boxes
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+def build_sources(cfg: DetDataConfig) -> tuple[DetectionSource, DetectionSource]:
+    """The training and validation annotation readers of `data.format`."""
+    if cfg.format == "coco":
+        train = CocoDetection(cfg.train_ann, cfg.train_images, cfg.skip_bad_images)
+        val = CocoDetection(cfg.val_ann, cfg.val_images, cfg.skip_bad_images)
+        if val.class_names != train.class_names:
+            logger.warning(
+                "%s and %s list different categories; labels follow the training file",
+                cfg.train_ann,
+                cfg.val_ann,
+            )
+        return train, val
+    train = read_voc(
+        cfg.train_images,
+        cfg.train_ann,
+        use_difficult=cfg.voc_use_difficult,
+        skip_bad_images=cfg.skip_bad_images,
+    )
+    val = read_voc(
+        cfg.val_images,
+        cfg.val_ann,
+        classes=train.class_names,
+        use_difficult=cfg.voc_use_difficult,
+        skip_bad_images=cfg.skip_bad_images,
+    )
+    return train, val
+
+
+class DetectionObjective:
+    """`YOLOv3Loss` of the model's outputs; the input size is read from the batch."""
+
+    def __init__(self, loss: YOLOv3Loss) -> None:
+        self.loss = loss
+
+    def __call__(
+        self, model: nn.Module, images: torch.Tensor, targets: list[dict], epoch: int
+    ) -> dict[str, torch.Tensor]:
+        return self.loss(model(images), targets, (images.shape[-2], images.shape[-1]))
+
+
+def build_objective(cfg: DetConfig) -> DetectionObjective:
+    anchors = torch.tensor(cfg.model.anchors, dtype=torch.float32)
+    loss = YOLOv3Loss(
+        cfg.model.num_classes,
+        anchors,
+        label_smoothing=cfg.tricks.label_smoothing,
+        ignore_iou=cfg.model.ignore_iou,
+    )
+    return DetectionObjective(loss)
+
+
+def nms_settings(cfg: DetEvalConfig) -> NMSSettings:
+    return NMSSettings(cfg.score_threshold, cfg.pre_nms_top_k, cfg.nms_iou, cfg.max_detections)
+
+
+@torch.inference_mode()
+def detect_batch(
+    model: YOLOv3,
+    images: torch.Tensor,
+    settings: NMSSettings,
+    autocast: Callable[[], AbstractContextManager] | None = None,
+) -> list[dict[str, torch.Tensor]]:
+    """Detections per image, boxes in the pixels of the (resized) input."""
+    with autocast() if autocast else torch.autocast(images.device.type, enabled=False):
+        outputs = model(images)
+    size = (images.shape[-2], images.shape[-1])
+    return postprocess([o.float() for o in outputs], model.anchors, model.strides, size, settings)
+
+
+def collect_results(
+    model: YOLOv3,
+    loader: Any,
+    ctx: DistContext,
+    category_ids: list[int],
+    settings: NMSSettings,
+    autocast: Callable[[], AbstractContextManager] | None = None,
+    channels_last: bool = False,
+) -> list[dict[str, Any]]:
+    """This process's detections over its shard, in the COCO results format."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    results = []
+    for images, metas in loader:
+        images = images.to(ctx.device, memory_format=memory_format)
+        size = (images.shape[-2], images.shape[-1])
+        for det, meta in zip(detect_batch(model, images, settings, autocast), metas, strict=True):
+            if meta["skipped"]:
+                continue
+            boxes = rescale_boxes(det["boxes"].cpu(), size, meta["orig_size"])
+            results += detections_to_results(
+                meta["image_id"], boxes, det["scores"].cpu(), det["labels"].cpu(), category_ids
+            )
+    return results
+
+
+def evaluate_detector(
+    model: YOLOv3,
+    loader: Any,
+    ctx: DistContext,
+    source: DetectionSource,
+    cfg: DetEvalConfig,
+    autocast: Callable[[], AbstractContextManager] | None = None,
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """The twelve COCO stats (and `AP/<class>` per class) over all processes."""
+    was_training = model.training
+    model.eval()
+    mine = collect_results(
+        model, loader, ctx, source.category_ids, nms_settings(cfg), autocast, channels_last
+    )
+    model.train(was_training)
+    gathered = all_gather_objects(mine, ctx)
+    stats = None
+    if ctx.is_main:
+        results = [r for part in gathered for r in part]
+        gt = load_ground_truth(source.ground_truth, cfg.backend)
+        evaluated = evaluate_results(gt, results, cfg.backend, source=source.source)
+        per_class = {f"AP/{k}": v for k, v in evaluated.pop("per_class").items() if v is not None}
+        evaluated.pop("table")
+        stats = {**evaluated, **per_class}
+    return broadcast_object(stats, ctx)

@@ -1,0 +1,167 @@
+"""The Python API: load a trained detector, detect objects in images.
+
+    from detect_tricks.detector import Detector
+    detector = Detector.from_checkpoint("runs/yolov3_r18d_fruit_bof/checkpoints/best.pt")
+    for found in detector.predict(["a.jpg", "b.png"]):
+        print(found["names"], found["scores"], found["boxes"])   # boxes: xyxy pixels
+
+Images are file paths or numpy arrays (H, W, 3) uint8, RGB by default (`bgr=True` for
+OpenCV's order). Boxes come back in the original image's pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detect_tricks.config import DetConfig, config_from_dict
+from detect_tricks.data.det_transforms import DetectionEvalTransform
+from detect_tricks.data.detection import DetectionSource
+from detect_tricks.data.image import read_rgb
+from detect_tricks.detection import detect_batch, nms_settings
+from detect_tricks.engine.checkpoint import CheckpointError, load_checkpoint
+from detect_tricks.engine.distributed import resolve_device
+from detect_tricks.models import build_detector
+from detect_tricks.models.weights import load_weights
+from detect_tricks.models.yolov3 import YOLOv3
+from detect_tricks.postprocess import GLUONCV_NMS, NMSSettings, rescale_boxes
+from detect_tricks.visualize import draw_detections, image_grid, save_rgb
+
+ImageInput = str | Path | np.ndarray
+
+
+class Detector:
+    """A trained YOLOv3 with its class names, input size and NMS settings.
+
+    Args:
+        model: the network (evaluation mode is set here).
+        class_names: name of each label.
+        category_ids: the dataset's category id of each label (for COCO results).
+        size: square input size.
+        settings: score threshold, top-k, NMS IoU, detections per image.
+        device: where to run.
+    """
+
+    def __init__(
+        self,
+        model: YOLOv3,
+        class_names: list[str],
+        category_ids: list[int],
+        size: int = 416,
+        settings: NMSSettings = GLUONCV_NMS,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.class_names = class_names
+        self.category_ids = category_ids
+        self.size = size
+        self.settings = settings
+        self.transform = DetectionEvalTransform(size)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        size: int | None = None,
+        score_threshold: float | None = None,
+    ) -> Detector:
+        """A detector from a checkpoint of `tools/train_det.py` (its EMA weights when on).
+
+        Args:
+            path: `last.pt` or `best.pt`.
+            device: "auto", "cpu" or "cuda".
+            size: input size (default: the training config's `data.size`).
+            score_threshold: keep detections above it (default: `eval.score_threshold`).
+        """
+        checkpoint = load_checkpoint(path)
+        if "class_names" not in checkpoint.get("metadata", {}):
+            raise CheckpointError(f"{path} is not a checkpoint of tools/train_det.py")
+        cfg = config_from_dict(checkpoint["config"], DetConfig, source=f"the config in {path}")
+        cfg.model.backbone_weights = ""
+        model = build_detector(cfg.model)
+        state = checkpoint["ema"]["module"] if checkpoint.get("ema") else checkpoint["model"]
+        load_weights(model, state, str(path))
+        settings = nms_settings(cfg.eval)
+        if score_threshold is not None:
+            settings = dataclasses.replace(settings, score_threshold=score_threshold)
+        metadata = checkpoint["metadata"]
+        return cls(
+            model,
+            metadata["class_names"],
+            metadata["category_ids"],
+            size or cfg.data.size,
+            settings,
+            resolve_device(device),
+        )
+
+    def predict(
+        self, images: ImageInput | list[ImageInput], bgr: bool = False, batch_size: int = 8
+    ) -> list[dict[str, np.ndarray | list[str]]]:
+        """Per image: `boxes` (K, 4) xyxy pixels, `scores` (K,), `labels` (K,), `names`."""
+        if isinstance(images, (str, Path, np.ndarray)):
+            images = [images]
+        found = []
+        for start in range(0, len(images), batch_size):
+            arrays = [self._as_rgb(im, bgr) for im in images[start : start + batch_size]]
+            batch = torch.stack([self.transform(a) for a in arrays]).to(self.device)
+            for array, det in zip(
+                arrays, detect_batch(self.model, batch, self.settings), strict=True
+            ):
+                boxes = rescale_boxes(det["boxes"].cpu(), (self.size, self.size), array.shape[:2])
+                labels = det["labels"].cpu().numpy()
+                found.append(
+                    {
+                        "boxes": boxes.numpy(),
+                        "scores": det["scores"].cpu().numpy(),
+                        "labels": labels,
+                        "names": [self.class_names[i] for i in labels],
+                    }
+                )
+        return found
+
+    @staticmethod
+    def _as_rgb(image: ImageInput, bgr: bool) -> np.ndarray:
+        if isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(
+                    f"images must be (H, W, 3) uint8 arrays, got {image.shape} {image.dtype}"
+                )
+            return image[..., ::-1].copy() if bgr else image
+        return read_rgb(image)
+
+
+def save_prediction_grid(
+    model: YOLOv3,
+    source: DetectionSource,
+    cfg: DetConfig,
+    path: str | Path,
+    count: int = 8,
+    score_threshold: float = 0.3,
+) -> Path:
+    """Draw the first `count` images of `source` with predicted boxes (coloured, above
+    `score_threshold`) and ground truth (white) into one grid picture."""
+    device = next(model.parameters()).device
+    settings = dataclasses.replace(nms_settings(cfg.eval), score_threshold=score_threshold)
+    detector = Detector(
+        model, source.class_names, source.category_ids, cfg.data.size, settings, device
+    )
+    pictures = []
+    for index in range(min(count, len(source))):
+        image, record = source.load(index)
+        found = detector.predict(image)[0]
+        pictures.append(
+            draw_detections(
+                image,
+                found["boxes"],
+                found["labels"],
+                found["scores"],
+                source.class_names,
+                ground_truth=record.boxes,
+            )
+        )
+    return save_rgb(path, image_grid(pictures))

@@ -1,0 +1,188 @@
+"""Detection augmentation keeps boxes on their pixels; mixup; random shapes across ranks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from detect_tricks.data.det_transforms import (
+    Canvas,
+    DetectionEvalTransform,
+    DetectionTrainTransform,
+    crop_boxes,
+    random_expand,
+    random_ssd_crop,
+    resize,
+    ssd_crop_window,
+)
+from detect_tricks.data.mixup import blend_detection_samples, draw_mixup_lambda
+from detect_tricks.engine.sampling import TrainBatchSampler, random_shape_schedule
+
+MAGENTA = np.array([255, 0, 255], np.uint8)
+
+
+def _scene(rng: np.random.Generator, h: int = 120, w: int = 160):
+    """Grey noise with two solid magenta rectangles and their exact boxes."""
+    image = rng.integers(60, 140, (h, w, 3), dtype=np.uint8)
+    image[..., 1] = 100  # no noise pixel is magenta
+    boxes = np.array([[20, 30, 70, 90], [100, 10, 150, 50]], np.float32)
+    for x0, y0, x1, y1 in boxes.astype(int):
+        image[y0:y1, x0:x1] = MAGENTA
+    target = {"boxes": boxes, "labels": np.array([0, 1]), "weights": np.ones(2, np.float32)}
+    return image, target
+
+
+def _is_magenta(image: np.ndarray) -> np.ndarray:
+    return (image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] > 200)
+
+
+def _assert_boxes_cover_the_drawn_pixels(image: np.ndarray, boxes: np.ndarray) -> None:
+    """Every box is mostly magenta inside, and every magenta pixel lies in some box."""
+    magenta = _is_magenta(image)
+    covered = np.zeros_like(magenta)
+    for x0, y0, x1, y1 in boxes:
+        inner = magenta[int(np.ceil(y0)) + 1 : int(y1) - 1, int(np.ceil(x0)) + 1 : int(x1) - 1]
+        if inner.size:
+            assert inner.mean() > 0.9, (x0, y0, x1, y1)
+        covered[
+            max(int(y0) - 1, 0) : int(np.ceil(y1)) + 1, max(int(x0) - 1, 0) : int(np.ceil(x1)) + 1
+        ] = True
+    assert not (magenta & ~covered).any(), "magenta pixels outside every box"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_geometric_steps_keep_boxes_on_their_pixels(seed):
+    rng = np.random.default_rng(seed)
+    image, target = _scene(rng)
+    canvas, target = random_expand(image, target, rng)
+    _assert_boxes_cover_the_drawn_pixels(canvas.full(), target["boxes"])
+    image, target = random_ssd_crop(canvas, target, rng)
+    assert len(target["boxes"]) >= 1
+    # resize with nearest neighbour keeps colours exact
+    image, target = resize(image, target, 96, interpolation=0)
+    _assert_boxes_cover_the_drawn_pixels(image, target["boxes"])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_full_training_transform_keeps_boxes_with_the_flip(seed):
+    image, target = _scene(np.random.default_rng(100 + seed))
+    transform = DetectionTrainTransform()
+    tensor, out = transform(image, target, 128, np.random.default_rng(seed))
+    assert tensor.shape == (3, 128, 128) and tensor.dtype == torch.float32
+    assert set(out) == {"boxes", "labels", "weights"} and out["labels"].dtype == torch.int64
+    assert len(out["boxes"]) == len(out["labels"]) == len(out["weights"]) >= 1
+    assert (out["boxes"] >= 0).all() and (out["boxes"] <= 128).all()
+    again, _ = transform(image, target, 128, np.random.default_rng(seed))
+    assert torch.equal(tensor, again)  # deterministic given the seed
+
+
+def test_flip_moves_boxes_to_the_mirrored_place():
+    image, target = _scene(np.random.default_rng(0))
+    transform = DetectionTrainTransform()
+    for seed in range(20):
+        flipped, out = transform._flip(image, target, np.random.default_rng(seed))
+        if not np.array_equal(flipped, image):
+            expected = target["boxes"].copy()
+            expected[:, [0, 2]] = 160 - target["boxes"][:, [2, 0]]
+            np.testing.assert_allclose(out["boxes"], expected)
+            _assert_boxes_cover_the_drawn_pixels(flipped, out["boxes"])
+            return
+    pytest.fail("no flip in 20 draws at p=0.5")
+
+
+def test_a_crop_of_the_virtual_canvas_equals_the_crop_of_the_materialised_one():
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    canvas = Canvas(image, height=70, width=90, top=25, left=33)
+    materialised = np.empty((70, 90, 3), np.uint8)
+    materialised[:] = canvas.crop(0, 0, 1, 1)[0, 0]  # the mean colour
+    materialised[25:55, 33:73] = image
+    np.testing.assert_array_equal(canvas.full(), materialised)
+    for window in [(0, 0, 20, 20), (30, 20, 80, 60), (50, 40, 90, 70), (35, 27, 70, 50)]:
+        x0, y0, x1, y1 = window
+        np.testing.assert_array_equal(canvas.crop(*window), materialised[y0:y1, x0:x1])
+    assert Canvas.of(image).crop(1, 2, 5, 6).base is not None  # unexpanded: a view, no copy
+
+
+def test_crop_drops_boxes_whose_centre_leaves_the_window():
+    target = {
+        "boxes": np.array([[0, 0, 10, 10], [30, 30, 50, 50]], np.float32),
+        "labels": np.array([4, 5]),
+        "weights": np.array([1.0, 0.5], np.float32),
+    }
+    out = crop_boxes(target, np.array([8, 8, 45, 60], np.float32))
+    np.testing.assert_array_equal(out["boxes"], [[22, 22, 37, 42]])
+    assert out["labels"].tolist() == [5] and out["weights"].tolist() == [0.5]
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.3, None), (0.7, None), (None, 0.2)])
+def test_ssd_crop_windows_respect_their_iou_constraint(monkeypatch, low, high):
+    import detect_tricks.data.det_transforms as det_transforms
+
+    monkeypatch.setattr(det_transforms, "CROP_CONSTRAINTS", ((low, high),))
+    boxes = np.array([[30, 20, 130, 100]], np.float32)
+    found = 0
+    for seed in range(30):
+        windows = ssd_crop_window(boxes, 120, 160, np.random.default_rng(seed))
+        assert windows[0].tolist() == [0, 0, 160, 120]  # the whole image, always
+        for window in windows[1:]:
+            found += 1
+            w, h = window[2] - window[0], window[3] - window[1]
+            assert window[0] >= 0 and window[2] <= 160 and window[1] >= 0 and window[3] <= 120
+            assert 0.5 * 0.95 <= (w / h) * (120 / 160) <= 2 * 1.05  # aspect ratio, rounded
+            assert w * h >= 0.3**2 * 160 * 120 * 0.95  # scale >= 0.3
+            iou = det_transforms._iou_with(boxes, window)[0]
+            assert (low or 0.0) <= iou <= (high or 1.0)
+    assert found >= 5
+
+
+def test_eval_transform_resizes_without_keeping_the_aspect_ratio():
+    out = DetectionEvalTransform(64)(np.zeros((30, 90, 3), np.uint8))
+    assert out.shape == (3, 64, 64)
+
+
+def test_mixup_blends_on_a_top_left_canvas_and_weights_the_boxes():
+    a = np.full((4, 6, 3), 100, np.uint8)
+    b = np.full((5, 3, 3), 200, np.uint8)
+    ta = {
+        "boxes": np.array([[0, 0, 2, 2]], np.float32),
+        "labels": np.array([0]),
+        "weights": np.ones(1, np.float32),
+    }
+    tb = {
+        "boxes": np.array([[1, 1, 3, 4]], np.float32),
+        "labels": np.array([2]),
+        "weights": np.ones(1, np.float32),
+    }
+    mixed, target = blend_detection_samples((a, ta), (b, tb), lam=0.25)
+    assert mixed.shape == (5, 6, 3)
+    assert mixed[0, 0, 0] == 175  # 0.25 * 100 + 0.75 * 200
+    assert mixed[0, 5, 0] == 25  # only the first image: 0.25 * 100
+    assert mixed[4, 0, 0] == 150  # only the second: 0.75 * 200
+    assert mixed[4, 5, 0] == 0  # neither
+    np.testing.assert_array_equal(target["boxes"], [[0, 0, 2, 2], [1, 1, 3, 4]])
+    assert target["labels"].tolist() == [0, 2]
+    np.testing.assert_allclose(target["weights"], [0.25, 0.75])
+
+
+def test_mixup_lambda_is_beta_drawn_and_clipped():
+    rng = np.random.default_rng(0)
+    draws = [draw_mixup_lambda(1.5, rng) for _ in range(2000)]
+    assert all(0 <= d <= 1 for d in draws)
+    assert abs(np.mean(draws) - 0.5) < 0.02  # Beta(1.5, 1.5) is symmetric
+    assert abs(np.var(draws) - 1 / 16) < 0.01  # var = a^2 / ((2a)^2 (2a + 1)) = 1/16
+
+
+def test_random_shapes_identical_on_every_rank_and_changing_every_10_iterations():
+    sizes = list(range(320, 609, 32))
+    schedule = random_shape_schedule(seed=5, sizes=sizes, interval=10)
+    per_rank = []
+    for rank in (0, 1):
+        sampler = TrainBatchSampler(400, 8, rank, 2, seed=5, size_schedule=schedule)
+        sampler.set_epoch(2)
+        per_rank.append([batch[0].size for batch in sampler])
+    assert per_rank[0] == per_rank[1]
+    runs = [per_rank[0][i : i + 10] for i in range(0, 50, 10)]
+    assert all(len(set(run)) == 1 for run in runs)  # constant within 10 iterations
+    assert len({run[0] for run in runs}) > 1 and set(per_rank[0]) <= set(sizes)

@@ -1,0 +1,96 @@
+"""COCO evaluation: the reference numbers of the COCO API's fixtures, edge cases."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import SHARED_DATA, needs_shared_data
+
+from detect_tricks.coco_eval import (
+    STAT_NAMES,
+    detections_to_results,
+    evaluate_results,
+    load_ground_truth,
+    read_results,
+)
+from detect_tricks.data.errors import DatasetError
+
+# ../shared/data/coco_eval_fixtures/README: pycocotools on the 100-image fixture.
+REFERENCE = [
+    0.5045806987249628,
+    0.6969727247299577,
+    0.5729816669904824,
+    0.5856257209410443,
+    0.5193996948036719,
+    0.5013978986347466,
+    0.38681277964578054,
+    0.5936795762842003,
+    0.595352982877607,
+    0.6398109626113442,
+    0.5664205978994309,
+    0.5642905982905982,
+]
+FIXTURES = SHARED_DATA / "coco_eval_fixtures"
+
+
+@needs_shared_data("coco_eval_fixtures")
+@pytest.mark.parametrize("backend", ["pycocotools", "faster_coco_eval"])
+def test_reproduces_the_twelve_reference_stats(backend):
+    if backend == "faster_coco_eval":
+        pytest.importorskip("faster_coco_eval", reason="optional extra fast-eval not installed")
+    gt = load_ground_truth(FIXTURES / "instances_val2014_100.json", backend)
+    results = read_results(FIXTURES / "instances_val2014_fakebbox100_results.json")
+    stats = evaluate_results(gt, results, backend)
+    for name, expected in zip(STAT_NAMES, REFERENCE, strict=True):
+        assert abs(stats[name] - expected) < 1e-6, name
+    assert len(stats["per_class"]) == 80
+
+
+def _tiny_ground_truth() -> dict:
+    return {
+        "images": [{"id": 5, "width": 100, "height": 80}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 5,
+                "category_id": 17,
+                "bbox": [10, 10, 30, 20],
+                "area": 600,
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 17, "name": "cat"}],
+    }
+
+
+def test_a_perfect_detection_scores_one_and_empty_detections_zero():
+    gt = load_ground_truth(_tiny_ground_truth())
+    results = detections_to_results(
+        5, torch.tensor([[10.0, 10, 40, 30]]), torch.tensor([0.9]), torch.tensor([0]), [17]
+    )
+    assert results == [
+        {"image_id": 5, "category_id": 17, "bbox": [10.0, 10.0, 30.0, 20.0], "score": 0.9}
+    ]
+    stats = evaluate_results(gt, results)
+    assert stats["AP"] == pytest.approx(1.0) and stats["per_class"] == {"cat": pytest.approx(1.0)}
+    empty = evaluate_results(gt, [])
+    assert all(empty[name] == 0.0 for name in STAT_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ({"image_id": 6, "category_id": 17, "bbox": [0, 0, 1, 1], "score": 1}, "image_id 6"),
+        ({"image_id": 5, "category_id": 3, "bbox": [0, 0, 1, 1], "score": 1}, "category_id 3"),
+        ({"image_id": 5, "category_id": 17, "score": 1}, "result 0 lacks bbox"),
+    ],
+)
+def test_results_naming_unknown_images_or_categories_are_clear_errors(result, message):
+    with pytest.raises(DatasetError, match=message):
+        evaluate_results(load_ground_truth(_tiny_ground_truth()), [result], source="dets.json")
+
+
+def test_results_file_errors_name_the_file(tmp_path):
+    (tmp_path / "r.json").write_text("{}")
+    with pytest.raises(DatasetError, match="r.json: a COCO results file is a JSON list"):
+        read_results(tmp_path / "r.json")

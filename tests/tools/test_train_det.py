@@ -1,0 +1,225 @@
+"""tools/train_det.py, eval_det.py, infer_det.py, voc2coco.py end to end on tiny data."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tool_helpers import load_tool, run_tool, train_in_process
+
+from detect_tricks.coco_eval import STAT_NAMES
+from detect_tricks.config import DetConfig
+from detect_tricks.detector import Detector
+from detect_tricks.engine.checkpoint import load_checkpoint
+from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
+
+train_det = load_tool("train_det")
+COLOURS = {1: (220, 30, 30), 5: (30, 30, 220)}  # category id -> colour (ids not contiguous)
+
+
+def _write_split(root: Path, name: str, count: int, rng: np.random.Generator) -> Path:
+    images, annotations = [], []
+    for i in range(count):
+        w, h = int(rng.integers(80, 120)), int(rng.integers(80, 120))
+        pixels = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
+        for category_id, colour in COLOURS.items():
+            bw, bh = int(rng.integers(20, 40)), int(rng.integers(20, 40))
+            x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+            pixels[y : y + bh, x : x + bw] = colour
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": 100 + i,
+                    "category_id": category_id,
+                    "bbox": [x, y, bw, bh],
+                    "area": bw * bh,
+                    "iscrowd": 0,
+                }
+            )
+        file_name = f"{name}_{i}.png"
+        Image.fromarray(pixels).save(root / "images" / file_name)
+        images.append({"id": 100 + i, "file_name": file_name, "width": w, "height": h})
+    data = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "red"}, {"id": 5, "name": "blue"}],
+    }
+    path = root / f"{name}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("coco")
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    _write_split(root, "train", 8, rng)
+    _write_split(root, "val", 4, rng)
+    return root
+
+
+@pytest.fixture(scope="module")
+def config_file(coco, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cfg") / "tiny_det.yaml"
+    path.write_text(
+        f"""model: {{arch: yolov3_resnet18_d, width: 0.125, num_classes: 2}}
+data:
+  train_ann: {coco}/train.json
+  train_images: {coco}/images
+  val_ann: {coco}/val.json
+  val_images: {coco}/images
+  size: 64
+schedule: {{steps: [1]}}
+tricks: {{random_shape_sizes: [64, 96], random_shape_interval: 1, no_mixup_epochs: 0}}
+train: {{epochs: 1, batch_size: 4, workers: 0, log_interval: 1}}
+eval: {{batch_size: 4}}
+"""
+    )
+    return path
+
+
+def _train_in_process(config_file: Path, out: Path, overrides: list[str]) -> RunDirectory:
+    return train_in_process(train_det.train, DetConfig, config_file, out, overrides)
+
+
+@pytest.fixture(scope="module")
+def baseline(config_file, tmp_path_factory) -> RunDirectory:
+    return _train_in_process(config_file, tmp_path_factory.mktemp("baseline"), [])
+
+
+SWITCHES = {
+    "mixup": ["tricks.mixup=true"],
+    "label_smoothing": ["tricks.label_smoothing=true"],
+    "warmup": ["schedule.warmup_epochs=0.5"],
+    "cosine": ["schedule.name=cosine"],
+    "no_bias_decay": ["optim.no_bias_decay=true"],
+    "random_shapes": ["tricks.random_shapes=true"],
+    "sync_bn": ["train.sync_bn=true"],
+    "bf16": ["train.amp=bf16"],
+    "ema": ["train.ema=true"],
+}
+
+
+@pytest.mark.parametrize("switch", sorted(SWITCHES))
+def test_each_switch_trains_two_finite_steps(switch, baseline, config_file, tmp_path):
+    run = _train_in_process(config_file, tmp_path, SWITCHES[switch])
+    steps, reference = read_jsonl(run.metrics), read_jsonl(baseline.metrics)
+    assert len(steps) == 2
+    for step in steps:
+        for key in ("loss", "loss_obj", "loss_xy", "loss_wh", "loss_cls"):
+            assert math.isfinite(step[key]), key
+    final, initial = load_checkpoint(run.last), load_checkpoint(baseline.last)
+    if switch == "ema":  # training is untouched; the averaged copy is what changes
+        averaged = final["ema"]["module"]
+        assert final["ema"]["updates"] == 2
+        assert any(not torch.equal(averaged[k], final["model"][k]) for k in averaged)
+    elif switch == "sync_bn":  # one CPU process: nothing to synchronise, so exactly the baseline
+        assert all(torch.equal(final["model"][k], initial["model"][k]) for k in final["model"])
+    else:
+        assert any(not torch.equal(final["model"][k], initial["model"][k]) for k in final["model"])
+    if switch in ("mixup", "label_smoothing", "random_shapes", "bf16"):
+        assert steps[0]["loss"] != pytest.approx(reference[0]["loss"], abs=1e-6)
+    if switch == "warmup":
+        assert steps[0]["lr"] == 0.0
+    evals = read_jsonl(run.evals)
+    assert len(evals) == 1 and 0.0 <= evals[0]["AP50"] <= 1.0
+
+
+def test_run_directory_of_a_detection_run(baseline):
+    evals = read_jsonl(baseline.evals)
+    assert set(evals[0]) >= {"epoch", "iter", *STAT_NAMES}
+    metadata = load_checkpoint(baseline.best)["metadata"]
+    assert metadata == {"class_names": ["red", "blue"], "category_ids": [1, 5]}
+    assert (baseline.plots / "val_predictions.png").stat().st_size > 1000
+
+
+def test_detector_api_on_paths_and_bgr_arrays(baseline, coco):
+    detector = Detector.from_checkpoint(baseline.best, score_threshold=0.0)
+    path = coco / "images" / "val_0.png"
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    from_path, from_bgr = detector.predict([path, rgb[..., ::-1].copy()], bgr=True)
+    np.testing.assert_allclose(from_path["boxes"], from_bgr["boxes"], atol=1e-4)
+    assert from_path["boxes"].shape[1] == 4 and len(from_path["names"]) == len(from_path["scores"])
+    assert set(from_path["names"]) <= {"red", "blue"}
+    assert (from_path["boxes"][:, 2] <= rgb.shape[1]).all()
+
+
+def test_eval_infer_and_results_tools(baseline, coco, tmp_path):
+    checkpoint = str(baseline.best)
+    multi = run_tool(
+        "tools/eval_det.py",
+        "--checkpoint",
+        checkpoint,
+        "--sizes",
+        "64",
+        "96",
+        "--out",
+        str(tmp_path / "sizes.json"),
+    )
+    assert multi.returncode == 0, multi.stderr[-2000:]
+    stats = json.loads((tmp_path / "sizes.json").read_text())
+    assert set(stats) == {"64", "96"} and "AP50" in stats["64"] and "per_class" in stats["96"]
+    assert stats["64"]["AP"] == pytest.approx(read_jsonl(baseline.evals)[-1]["AP"], abs=1e-9)
+
+    infer = run_tool(
+        "tools/infer_det.py",
+        "--checkpoint",
+        checkpoint,
+        "--images",
+        str(coco / "images" / "val_0.png"),
+        str(coco / "images" / "val_1.png"),
+        "--out",
+        str(tmp_path / "pred"),
+        "--score-thr",
+        "0.0",
+    )
+    assert infer.returncode == 0, infer.stderr[-2000:]
+    assert (tmp_path / "pred" / "val_0.png").is_file()
+    detections = json.loads((tmp_path / "pred" / "detections.json").read_text())
+    assert {d["category_id"] for d in detections} <= {1, 5}
+
+    results = tmp_path / "results.json"
+    for d in detections:
+        d["image_id"] = 100 + int(d.pop("file_name").split("_")[1].split(".")[0])
+    results.write_text(json.dumps(detections))
+    from_file = run_tool(
+        "tools/eval_det.py", "--ann", str(coco / "val.json"), "--results", str(results)
+    )
+    assert from_file.returncode == 0, from_file.stderr[-2000:]
+    assert json.loads((tmp_path / "results_stats.json").read_text())["AP"] >= 0.0
+
+
+def test_unknown_category_in_a_results_file_is_one_clear_line(coco, tmp_path):
+    results = tmp_path / "bad.json"
+    results.write_text(
+        json.dumps([{"image_id": 100, "category_id": 2, "bbox": [0, 0, 1, 1], "score": 0.5}])
+    )
+    out = run_tool("tools/eval_det.py", "--ann", str(coco / "val.json"), "--results", str(results))
+    assert (
+        out.returncode == 2 and "category_id 2, not one of the ground truth's [1, 5]" in out.stderr
+    )
+
+
+def test_two_processes_under_torchrun(config_file, tmp_path):
+    out = tmp_path / "ddp"
+    result = run_tool(
+        "tools/train_det.py",
+        "--config",
+        str(config_file),
+        "--out",
+        str(out),
+        "--set",
+        "tricks.mixup=true",
+        "--set",
+        "tricks.random_shapes=true",
+        torchrun=2,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(read_jsonl(out / "metrics.jsonl")) == 2
+    assert "AP" in read_jsonl(out / "eval.jsonl")[0]

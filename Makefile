@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint format
+.PHONY: setup demo test lint format bench
 
 setup: $(STAMP)
 
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Train, evaluate and show a detector on generated data (or DATA=path/to/coco_root).
+demo: $(STAMP)
+	$(PY) tools/demo.py $(if $(DATA),--data $(DATA))
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -25,3 +29,8 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Speed benchmarks (by hand, not in CI): each writes benchmarks/results/<name>.{json,md}.
+bench: $(STAMP)
+	cd benchmarks && ../$(PY) cls_transforms.py
+	cd benchmarks && ../$(PY) yolov3_speed.py

@@ -55,8 +55,10 @@ def parse_yaml(text: str) -> Any:
 
 @dataclass
 class OptimConfig:
-    """SGD with momentum; `lr` is the rate at `reference_batch` images per step."""
+    """SGD with momentum (the papers' optimiser) or AdamW; `lr` is the rate at
+    `reference_batch` images per step."""
 
+    name: Literal["sgd", "adamw"] = "sgd"  # adamw: betas (momentum, 0.999), decoupled decay
     lr: float = 0.1
     reference_batch: int = 256
     linear_scaling: bool = False  # Bag of Tricks §3.1: lr = lr * batch / reference_batch
@@ -74,6 +76,12 @@ class OptimConfig:
             not self.nesterov or self.momentum > 0,
             "optim.nesterov",
             "false when optim.momentum is 0 (Nesterov needs momentum)",
+            self.nesterov,
+        )
+        _require(
+            not self.nesterov or self.name == "sgd",
+            "optim.nesterov",
+            "false with optim.name adamw (Nesterov is an SGD option)",
             self.nesterov,
         )
 

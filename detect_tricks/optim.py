@@ -1,4 +1,4 @@
-"""SGD with the Bag of Tricks §3.1 "efficient training" switches.
+"""SGD (or AdamW) with the Bag of Tricks §3.1 "efficient training" switches.
 
 - Linear LR scaling: `lr = base_lr * batch / reference_batch` (Goyal et al. 2017), with
   `batch` the global batch over all processes.
@@ -51,12 +51,18 @@ def parameter_groups(
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, global_batch: int) -> torch.optim.SGD:
-    """SGD (Nesterov when asked) over `parameter_groups`, at the scaled peak LR."""
+def build_optimizer(model: nn.Module, cfg: OptimConfig, global_batch: int) -> torch.optim.Optimizer:
+    """SGD (Nesterov when asked) or AdamW over `parameter_groups`, at the scaled peak LR.
+
+    AdamW is for short from-scratch runs (the demo), where SGD on YOLOv3's summed loss
+    must keep its rate low to stay finite and then learns too slowly; the papers' recipes
+    use SGD. Its first-moment decay is `momentum`, so one key means the same in both.
+    """
     groups = parameter_groups(model, cfg.weight_decay, cfg.no_bias_decay)
-    return torch.optim.SGD(
-        groups, lr=scaled_lr(cfg, global_batch), momentum=cfg.momentum, nesterov=cfg.nesterov
-    )
+    lr = scaled_lr(cfg, global_batch)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.momentum, 0.999))
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

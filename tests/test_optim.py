@@ -81,3 +81,16 @@ def test_build_optimizer_nesterov_and_groups():
     assert [g["weight_decay"] for g in opt.param_groups] == [5e-4, 0.0]
     assert all(g["nesterov"] and g["momentum"] == 0.9 for g in opt.param_groups)
     assert all(g["lr"] == pytest.approx(2.5e-4) for g in opt.param_groups)
+
+
+def test_adamw_keeps_the_groups_and_takes_momentum_as_beta1():
+    cfg = OptimConfig(name="adamw", lr=2e-3, momentum=0.9, weight_decay=0.05, no_bias_decay=True)
+    opt = build_optimizer(_Net(), cfg, global_batch=16)
+    assert isinstance(opt, torch.optim.AdamW)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
+    assert opt.param_groups[0]["betas"] == (0.9, 0.999) and opt.param_groups[0]["lr"] == 2e-3
+
+
+def test_nesterov_with_adamw_is_a_config_error():
+    with pytest.raises(ValueError, match="optim.nesterov"):
+        OptimConfig(name="adamw", nesterov=True)

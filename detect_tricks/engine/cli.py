@@ -43,7 +43,9 @@ USER_ERRORS = (
 
 def train_arg_parser(description: str) -> argparse.ArgumentParser:
     """The arguments every training tool takes."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", type=Path, help="YAML config (only what differs from defaults)")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
     parser.add_argument(

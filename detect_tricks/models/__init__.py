@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 
 from detect_tricks.config import COCO_ANCHORS, ClsModelConfig, ConfigError, DetModelConfig
+from detect_tricks.engine.progress import LOGGER_NAME
 from detect_tricks.models.resnet import (
     ResNet,
     resnet18,
@@ -31,6 +33,8 @@ from detect_tricks.models.resnet import (
 )
 from detect_tricks.models.weights import load_weights, read_state_dict
 from detect_tricks.models.yolov3 import YOLOv3
+
+logger = logging.getLogger(LOGGER_NAME)
 
 CLASSIFIERS: dict[str, Callable[..., ResNet]] = {
     "resnet18": resnet18,
@@ -123,4 +127,5 @@ def build_detector(cfg: DetModelConfig) -> YOLOv3:
     if cfg.backbone_weights:
         state = read_state_dict(cfg.backbone_weights)
         load_weights(model.backbone, state, cfg.backbone_weights, skip_head=True)
+        logger.info("backbone initialised from %s", cfg.backbone_weights)
     return model

@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from detect_tricks.data.errors import DatasetError
-from detect_tricks.data.synthetic import generate
+from detect_tricks.data.synthetic import GENERATOR_VERSION, generate
 from detect_tricks.engine.progress import format_duration
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ DEMO_IMAGES, DEMO_SEED = 500, 0
 def demo_data() -> Path:
     """The generated dataset, written once and reused (rewritten if its recipe changed)."""
     stamp = DEMO_DATA / "recipe.json"
-    recipe = {"num_images": DEMO_IMAGES, "seed": DEMO_SEED}
+    recipe = {"num_images": DEMO_IMAGES, "seed": DEMO_SEED, "generator": GENERATOR_VERSION}
     if not stamp.is_file() or json.loads(stamp.read_text()) != recipe:
         print(f"Generating the demo dataset ({DEMO_IMAGES} images) in {DEMO_DATA} ...", flush=True)
         generate(DEMO_DATA, DEMO_IMAGES, DEMO_SEED)

@@ -35,7 +35,7 @@ def test_unknown_key_names_key_section_closest_and_valid_keys(tmp_path):
     assert str(path) in message
     assert "unknown key 'lrr' in section 'optim'" in message
     assert "Did you mean 'lr'?" in message
-    assert "Valid keys: lr, reference_batch, linear_scaling, momentum" in message
+    assert "Valid keys: name, lr, reference_batch, linear_scaling, momentum" in message
 
 
 def test_unknown_section_lists_the_sections(tmp_path):

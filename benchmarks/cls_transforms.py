@@ -27,6 +27,9 @@ from detect_tricks.data.cls_transforms import (
 )
 from detect_tricks.data.image import read_rgb
 
+# ../shared beside the repository, whatever the working directory (make bench runs in benchmarks/)
+SHARED_FLOWERS = Path(__file__).resolve().parents[2] / "shared" / "data" / "flowers5" / "train"
+
 
 def torchvision_pipeline(size: int):
     augment = v2.Compose(
@@ -57,7 +60,7 @@ def images_per_second(transform, images, make_rng) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/flowers5/train"))
+    parser.add_argument("--data", type=Path, default=SHARED_FLOWERS)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--images", type=int, default=500)
     args = parser.parse_args()

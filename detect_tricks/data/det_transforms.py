@@ -94,12 +94,14 @@ def random_expand(
     return Canvas(image, out_h, out_w, top, left), {**target, "boxes": boxes}
 
 
-def _iou_with(boxes: np.ndarray, window: np.ndarray) -> np.ndarray:
-    top_left = np.maximum(boxes[:, :2], window[:2])
-    bottom_right = np.minimum(boxes[:, 2:], window[2:])
-    inter = np.clip(bottom_right - top_left, 0, None).prod(1)
-    areas = (boxes[:, 2:] - boxes[:, :2]).prod(1)
-    return inter / (areas + (window[2:] - window[:2]).prod() - inter)
+def pairwise_iou(windows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of every window (m, 4) with every box (n, 4), xyxy: an (m, n) array."""
+    top_left = np.maximum(windows[:, None, :2], boxes[None, :, :2])
+    bottom_right = np.minimum(windows[:, None, 2:], boxes[None, :, 2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(2)
+    window_areas = (windows[:, 2:] - windows[:, :2]).prod(1)
+    box_areas = (boxes[:, 2:] - boxes[:, :2]).prod(1)
+    return inter / (window_areas[:, None] + box_areas[None, :] - inter)
 
 
 def crop_boxes(target: Target, window: np.ndarray) -> Target:
@@ -113,43 +115,52 @@ def crop_boxes(target: Target, window: np.ndarray) -> Target:
     return {**kept, "boxes": (clipped - np.tile(window[:2], 2)).astype(np.float32)}
 
 
-def ssd_crop_window(
-    boxes: np.ndarray,
+def random_windows(
     height: int,
     width: int,
     rng: np.random.Generator,
-    trials: int = 50,
+    trials: int,
     min_scale: float = MIN_CROP_SCALE,
     max_aspect_ratio: float = 2.0,
+) -> np.ndarray:
+    """`trials` random crop windows (x0, y0, x1, y1) of an image, as SSD draws them (scale
+    `min_scale`-1 of each side, aspect ratio up to `max_aspect_ratio`), less those that do
+    not fit in the image."""
+    scale = rng.uniform(min_scale, 1.0, trials)
+    ratio = rng.uniform(
+        np.maximum(1 / max_aspect_ratio, scale * scale),
+        np.minimum(max_aspect_ratio, 1 / (scale * scale)),
+    )
+    crop_h = (height * scale / np.sqrt(ratio)).astype(np.int64)
+    crop_w = (width * scale * np.sqrt(ratio)).astype(np.int64)
+    top = rng.integers(0, np.maximum(height - crop_h + 1, 1))
+    left = rng.integers(0, np.maximum(width - crop_w + 1, 1))
+    fits = (crop_h >= 1) & (crop_w >= 1) & (crop_h <= height) & (crop_w <= width)
+    windows = np.stack([left, top, left + crop_w, top + crop_h], axis=1)
+    return windows[fits].astype(np.float32)
+
+
+def ssd_crop_window(
+    boxes: np.ndarray, height: int, width: int, rng: np.random.Generator, trials: int = 50
 ) -> list[np.ndarray]:
     """Candidate crop windows (x0, y0, x1, y1): the whole image, plus for each constraint
-    of `CROP_CONSTRAINTS` the first of `trials` random windows (scale 0.3-1, aspect ratio
-    up to 2) whose IoU with every box lies within the constraint's bounds."""
+    of `CROP_CONSTRAINTS` the first of `trials` random windows whose IoU with every box
+    lies within the constraint's bounds.
+
+    GluonCV (`random_crop_with_constraints`) tries the windows one by one in Python; here
+    each constraint's trials are drawn and scored at once, the same rule in a fraction of
+    the time (the crop was three quarters of a demo sample's loading time).
+    """
     candidates = [np.array([0, 0, width, height], dtype=np.float32)]
     for min_iou, max_iou in CROP_CONSTRAINTS:
-        low = -np.inf if min_iou is None else min_iou
-        high = np.inf if max_iou is None else max_iou
-        for _ in range(trials):
-            scale = rng.uniform(min_scale, 1.0)
-            ratio = rng.uniform(
-                max(1 / max_aspect_ratio, scale * scale), min(max_aspect_ratio, 1 / (scale * scale))
-            )
-            crop_h, crop_w = (
-                int(height * scale / np.sqrt(ratio)),
-                int(width * scale * np.sqrt(ratio)),
-            )
-            if crop_h < 1 or crop_w < 1 or crop_h > height or crop_w > width:
-                continue
-            top = int(rng.integers(0, height - crop_h + 1))
-            left = int(rng.integers(0, width - crop_w + 1))
-            window = np.array([left, top, left + crop_w, top + crop_h], dtype=np.float32)
-            if len(boxes) == 0:
-                candidates.append(window)
-                break
-            iou = _iou_with(boxes, window)
-            if low <= iou.min() and iou.max() <= high:
-                candidates.append(window)
-                break
+        windows = random_windows(height, width, rng, trials)
+        if len(boxes):
+            iou = pairwise_iou(windows, boxes)
+            low = -np.inf if min_iou is None else min_iou
+            high = np.inf if max_iou is None else max_iou
+            windows = windows[(iou.min(axis=1) >= low) & (iou.max(axis=1) <= high)]
+        if len(windows):
+            candidates.append(windows[0])
     return candidates
 
 

@@ -11,6 +11,7 @@ from detect_tricks.data.det_transforms import (
     DetectionEvalTransform,
     DetectionTrainTransform,
     crop_boxes,
+    pairwise_iou,
     random_expand,
     random_ssd_crop,
     resize,
@@ -132,7 +133,7 @@ def test_ssd_crop_windows_respect_their_iou_constraint(monkeypatch, low, high):
             assert window[0] >= 0 and window[2] <= 160 and window[1] >= 0 and window[3] <= 120
             assert 0.5 * 0.95 <= (w / h) * (120 / 160) <= 2 * 1.05  # aspect ratio, rounded
             assert w * h >= 0.3**2 * 160 * 120 * 0.95  # scale >= 0.3
-            iou = det_transforms._iou_with(boxes, window)[0]
+            iou = pairwise_iou(window[None], boxes)[0, 0]
             assert (low or 0.0) <= iou <= (high or 1.0)
     assert found >= 5
 
@@ -186,3 +187,10 @@ def test_random_shapes_identical_on_every_rank_and_changing_every_10_iterations(
     runs = [per_rank[0][i : i + 10] for i in range(0, 50, 10)]
     assert all(len(set(run)) == 1 for run in runs)  # constant within 10 iterations
     assert len({run[0] for run in runs}) > 1 and set(per_rank[0]) <= set(sizes)
+
+
+def test_pairwise_iou_matches_hand_computed_values():
+    windows = np.array([[0, 0, 10, 10], [0, 0, 20, 20]], np.float32)
+    boxes = np.array([[5, 5, 15, 15], [0, 0, 10, 10], [30, 30, 40, 40]], np.float32)
+    expected = [[25 / 175, 1.0, 0.0], [100 / 400, 100 / 400, 0.0]]
+    np.testing.assert_allclose(pairwise_iou(windows, boxes), expected, rtol=1e-6)

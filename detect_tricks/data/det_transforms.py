@@ -6,7 +6,7 @@ random expand (p=0.5, canvas up to 4x filled with the mean colour), SSD random c
 IoU constraints, resize to the training size with a random interpolation, horizontal
 flip (p=0.5), normalise. Evaluation: resize to the size, normalise.
 
-albumentations does the colour jitter and the flip; OpenCV the resize. It has no SSD
+albumentations does the colour jitter; OpenCV the resize. It has no SSD
 crop with minimum-IoU constraints (`RandomSizedBBoxSafeCrop` keeps every box, a
 different rule) and no zoom-out expand, so those two are written here. Every random
 choice comes from the generator passed in. Boxes are float32 xyxy pixels; `labels` and
@@ -232,12 +232,6 @@ class DetectionTrainTransform:
                 ),
             ]
         )
-        self.flip = A.Compose(
-            [A.HorizontalFlip(p=0.5)],
-            bbox_params=A.BboxParams(
-                format="pascal_voc", label_fields=["order"], clip=True, min_area=0.0
-            ),
-        )
 
     def __call__(
         self, image: np.ndarray, target: Target, size: int, rng: np.random.Generator
@@ -253,14 +247,17 @@ class DetectionTrainTransform:
         image, target = self._flip(image, target, rng)
         return to_tensors(image, target)
 
+    @staticmethod
     def _flip(
-        self, image: np.ndarray, target: Target, rng: np.random.Generator
+        image: np.ndarray, target: Target, rng: np.random.Generator
     ) -> tuple[np.ndarray, Target]:
-        self.flip.set_random_seed(int(rng.integers(2**31)))
-        out = self.flip(image=image, bboxes=target["boxes"], order=np.arange(len(target["boxes"])))
-        kept = select_boxes(target, np.asarray(out["order"], dtype=np.int64))
-        boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
-        return out["image"], {**kept, "boxes": boxes}
+        """Mirror left-right with probability 0.5; box x's become `width - x`."""
+        if rng.uniform() >= 0.5:
+            return image, target
+        width = image.shape[1]
+        boxes = target["boxes"][:, [2, 1, 0, 3]] * np.array([-1, 1, -1, 1], np.float32)
+        boxes += np.array([width, 0, width, 0], np.float32)
+        return np.ascontiguousarray(image[:, ::-1]), {**target, "boxes": boxes}
 
 
 class DetectionEvalTransform:

@@ -300,11 +300,13 @@ class DetDataConfig:
     val_ann: str = "data/coco/annotations/instances_val2017.json"
     val_images: str = "data/coco/val2017"
     size: int = 416  # training input (without random shapes) and evaluation size
+    expand_ratio: float = 4.0  # random expand's largest canvas/image side ratio; 1 turns it off
     voc_use_difficult: bool = False  # train on VOC "difficult" boxes too
     skip_bad_images: bool = False  # skip unreadable images and bad entries (counted)
 
     def __post_init__(self) -> None:
         _require(self.size > 0 and self.size % 32 == 0, "data.size", "a multiple of 32", self.size)
+        _require(self.expand_ratio >= 1, "data.expand_ratio", ">= 1", self.expand_ratio)
 
 
 @dataclass

@@ -7,6 +7,7 @@ import pytest
 from detect_tricks.config import (
     ClsConfig,
     ConfigError,
+    DetConfig,
     config_diff,
     config_from_dict,
     dump_config,
@@ -67,6 +68,8 @@ def test_wrong_type_names_key_expected_type_and_value(tmp_path, text, expected):
 def test_value_checks_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="'train.batch_size' must be > 0, got 0"):
         load_config(_write(tmp_path, "train:\n  batch_size: 0\n"), ClsConfig)
+    with pytest.raises(ConfigError, match="'data.expand_ratio' must be >= 1, got 0.5"):
+        load_config(_write(tmp_path, "data:\n  expand_ratio: 0.5\n"), DetConfig)
 
 
 def test_override_of_nested_key_parsed_as_yaml(tmp_path):

@@ -45,6 +45,7 @@ def train(cfg: DetConfig, run: RunDirectory, ctx: DistContext, checkpoint: dict 
         mixup_alpha=tricks.mixup_alpha if tricks.mixup else None,
         mixup_until_epoch=cfg.train.epochs - tricks.no_mixup_epochs,
         largest_size=max(sizes),
+        expand_ratio=cfg.data.expand_ratio,
     )
     shapes = (
         random_shape_schedule(cfg.train.seed, sizes, tricks.random_shape_interval)

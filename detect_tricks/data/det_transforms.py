@@ -217,9 +217,15 @@ def to_tensors(image: np.ndarray, target: Target) -> tuple[torch.Tensor, dict[st
 
 class DetectionTrainTransform:
     """GluonCV's YOLOv3 training preset; call with an RGB uint8 image, its target, the
-    output size and a generator."""
+    output size and a generator.
 
-    def __init__(self) -> None:
+    Args:
+        expand_ratio: random expand's largest canvas side over the image's (GluonCV: 4);
+            1 skips the expand, for data whose objects are already as small as they get.
+    """
+
+    def __init__(self, expand_ratio: float = 4.0) -> None:
+        self.expand_ratio = expand_ratio
         self.color = A.Compose(
             [
                 A.RandomBrightnessContrast(
@@ -239,8 +245,8 @@ class DetectionTrainTransform:
         self.color.set_random_seed(int(rng.integers(2**31)))
         image = self.color(image=image)["image"]
         canvas = Canvas.of(image)
-        if rng.uniform() < 0.5:
-            canvas, target = random_expand(image, target, rng)
+        if self.expand_ratio > 1 and rng.uniform() < 0.5:
+            canvas, target = random_expand(image, target, rng, self.expand_ratio)
         image, target = random_ssd_crop(canvas, target, rng)
         interpolation = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))]
         image, target = resize(image, target, size, interpolation)

@@ -94,6 +94,7 @@ class DetectionTrainSet(_SkipsUnreadable, Dataset):
         mixup_until_epoch: the first epoch without mixup.
         largest_size: the largest input size of any batch; photos are first shrunk to
             `largest_size / 0.3` pixels per side, the most the transforms can use.
+        expand_ratio: random expand's largest canvas side over the image's; 1 turns it off.
     """
 
     def __init__(
@@ -103,13 +104,14 @@ class DetectionTrainSet(_SkipsUnreadable, Dataset):
         mixup_alpha: float | None = None,
         mixup_until_epoch: int = 0,
         largest_size: int | None = None,
+        expand_ratio: float = 4.0,
     ) -> None:
         super().__init__(source)
         self.size = size
         self.max_side = math.ceil((largest_size or size) / MIN_CROP_SCALE)
         self.mixup_alpha = mixup_alpha
         self.mixup_until_epoch = mixup_until_epoch
-        self.transform = DetectionTrainTransform()
+        self.transform = DetectionTrainTransform(expand_ratio)
 
     def __len__(self) -> int:
         return len(self.source)

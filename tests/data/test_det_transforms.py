@@ -194,3 +194,28 @@ def test_pairwise_iou_matches_hand_computed_values():
     boxes = np.array([[5, 5, 15, 15], [0, 0, 10, 10], [30, 30, 40, 40]], np.float32)
     expected = [[25 / 175, 1.0, 0.0], [100 / 400, 100 / 400, 0.0]]
     np.testing.assert_allclose(pairwise_iou(windows, boxes), expected, rtol=1e-6)
+
+
+def test_expand_ratio_one_never_expands(monkeypatch):
+    import detect_tricks.data.det_transforms as det_transforms
+
+    def fail(*args, **kwargs):
+        raise AssertionError("random_expand called with expand_ratio=1")
+
+    image, target = _scene(np.random.default_rng(3))
+    expanded = 0
+    original = det_transforms.random_expand
+
+    def count(*args, **kwargs):
+        nonlocal expanded
+        expanded += 1
+        assert args[3] == 2.5  # the configured ratio reaches the expand
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(det_transforms, "random_expand", count)
+    for seed in range(20):
+        DetectionTrainTransform(expand_ratio=2.5)(image, target, 64, np.random.default_rng(seed))
+    assert 3 <= expanded <= 17  # p = 0.5 over 20 draws
+    monkeypatch.setattr(det_transforms, "random_expand", fail)
+    for seed in range(20):
+        DetectionTrainTransform(expand_ratio=1.0)(image, target, 64, np.random.default_rng(seed))

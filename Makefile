@@ -34,3 +34,4 @@ format: $(STAMP)
 bench: $(STAMP)
 	cd benchmarks && ../$(PY) cls_transforms.py
 	cd benchmarks && ../$(PY) yolov3_speed.py
+	cd benchmarks && ../$(PY) det_loading.py

@@ -1,0 +1,90 @@
+"""Detection training samples: milliseconds per sample on one core, and where they go.
+
+A sample is what one loader worker makes for `DetectionTrainSet`: decode, (mixup with a
+second decoded image), GluonCV's colour jitter, random expand, SSD crop, resize, flip and
+normalise. Runs on the generated demo shapes (written to a temporary folder, so no data
+is needed); the demo's model steps take ~10 ms per 128 px image on 2 cores, so loading
+must stay well under that to leave the cores to training.
+
+    python benchmarks/det_loading.py [--images 200] [--size 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import write_results
+
+from detect_tricks.data.coco import CocoDetection
+from detect_tricks.data.det_transforms import ssd_crop_window
+from detect_tricks.data.detection import DetectionTrainSet
+from detect_tricks.data.synthetic import generate
+from detect_tricks.engine.sampling import SampleKey
+
+
+def ms_per_call(function, count: int) -> float:
+    """Best of 3 passes over `count` calls of `function(i)`, in milliseconds per call."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for i in range(count):
+            function(i)
+        best = min(best, (time.perf_counter() - start) / count)
+    return best * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--size", type=int, default=128)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = generate(Path(tmp), args.images, seed=0, val_fraction=0.0)
+        source = CocoDetection(root / "annotations" / "instances_train.json", root / "images")
+        count = len(source)
+        records = [source.records[i] for i in range(count)]
+        rows = [
+            {
+                "step": "SSD crop windows (6 constraints x 50 trials)",
+                "ms_per_sample": ms_per_call(
+                    lambda i: ssd_crop_window(
+                        records[i].boxes,
+                        records[i].height,
+                        records[i].width,
+                        np.random.default_rng(i),
+                    ),
+                    count,
+                ),
+            }
+        ]
+        for name, expand, mixup in (
+            ("sample, GluonCV preset (expand 4x)", 4.0, None),
+            ("sample, no expand (the demo)", 1.0, None),
+            ("sample, GluonCV preset + mixup", 4.0, 1.5),
+        ):
+            dataset = DetectionTrainSet(
+                source, args.size, mixup_alpha=mixup, mixup_until_epoch=1, expand_ratio=expand
+            )
+            ms = ms_per_call(lambda i, d=dataset: d[SampleKey(i, i, args.size, 0)], count)
+            rows.append({"step": name, "ms_per_sample": ms})
+    for row in rows:
+        row["ms_per_sample"] = round(row["ms_per_sample"], 2)
+    path = write_results(
+        "det_loading",
+        rows,
+        notes=(
+            f"{count} generated demo images (about 200-300 px a side) to {args.size} px, "
+            "one core, decode included in the sample rows; best of 3 passes."
+        ),
+    )
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()

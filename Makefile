@@ -35,3 +35,4 @@ bench: $(STAMP)
 	cd benchmarks && ../$(PY) cls_transforms.py
 	cd benchmarks && ../$(PY) yolov3_speed.py
 	cd benchmarks && ../$(PY) det_loading.py
+	cd benchmarks && ../$(PY) loader_workers.py

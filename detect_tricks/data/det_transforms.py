@@ -6,9 +6,10 @@ random expand (p=0.5, canvas up to 4x filled with the mean colour), SSD random c
 IoU constraints, resize to the training size with a random interpolation, horizontal
 flip (p=0.5), normalise. Evaluation: resize to the size, normalise.
 
-albumentations does the colour jitter; OpenCV the resize. It has no SSD
+albumentations does the colour jitter; OpenCV the resize. albumentations has no SSD
 crop with minimum-IoU constraints (`RandomSizedBBoxSafeCrop` keeps every box, a
-different rule) and no zoom-out expand, so those two are written here. Every random
+different rule) and no zoom-out expand, so those two are written here, as is the flip
+(a mirror of the array and the boxes, 35x cheaper than its bbox pipeline). Every random
 choice comes from the generator passed in. Boxes are float32 xyxy pixels; `labels` and
 `weights` follow their boxes.
 """

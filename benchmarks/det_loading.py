@@ -48,7 +48,7 @@ def main() -> None:
         root = generate(Path(tmp), args.images, seed=0, val_fraction=0.0)
         source = CocoDetection(root / "annotations" / "instances_train.json", root / "images")
         count = len(source)
-        records = [source.records[i] for i in range(count)]
+        records = source.records
         rows = [
             {
                 "step": "SSD crop windows (6 constraints x 50 trials)",

@@ -34,6 +34,7 @@ INTERPOLATIONS = (
     cv2.INTER_LANCZOS4,
 )
 MIN_CROP_SCALE = 0.3  # the SSD crop keeps at least this fraction of each side
+GLUONCV_EXPAND_RATIO = 4.0  # random expand's largest canvas side over the image's
 # SSD crop constraints (min IoU, max IoU) with every box; None is unbounded.
 CROP_CONSTRAINTS = ((0.1, None), (0.3, None), (0.5, None), (0.7, None), (0.9, None), (None, 1.0))
 
@@ -83,7 +84,10 @@ class Canvas:
 
 
 def random_expand(
-    image: np.ndarray, target: Target, rng: np.random.Generator, max_ratio: float = 4.0
+    image: np.ndarray,
+    target: Target,
+    rng: np.random.Generator,
+    max_ratio: float = GLUONCV_EXPAND_RATIO,
 ) -> tuple[Canvas, Target]:
     """Place the image at a random spot of a canvas up to `max_ratio` times larger, filled
     with the mean colour (a zoom-out: objects become smaller)."""
@@ -225,7 +229,7 @@ class DetectionTrainTransform:
             1 skips the expand, for data whose objects are already as small as they get.
     """
 
-    def __init__(self, expand_ratio: float = 4.0) -> None:
+    def __init__(self, expand_ratio: float = GLUONCV_EXPAND_RATIO) -> None:
         self.expand_ratio = expand_ratio
         self.color = A.Compose(
             [

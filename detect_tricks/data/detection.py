@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from detect_tricks.data.coco import ImageRecord
 from detect_tricks.data.det_transforms import (
+    GLUONCV_EXPAND_RATIO,
     MIN_CROP_SCALE,
     DetectionEvalTransform,
     DetectionTrainTransform,
@@ -104,7 +105,7 @@ class DetectionTrainSet(_SkipsUnreadable, Dataset):
         mixup_alpha: float | None = None,
         mixup_until_epoch: int = 0,
         largest_size: int | None = None,
-        expand_ratio: float = 4.0,
+        expand_ratio: float = GLUONCV_EXPAND_RATIO,
     ) -> None:
         super().__init__(source)
         self.size = size

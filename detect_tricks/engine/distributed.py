@@ -7,7 +7,10 @@ The backend is NCCL on CUDA and gloo on CPU (how the tests run two processes her
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,10 +59,28 @@ def init_distributed(device_choice: str) -> DistContext:
     return DistContext(rank, world_size, local_rank, device)
 
 
-def shutdown_distributed() -> None:
-    """Leave the process group (at the end of a job, also after an error)."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
+@contextmanager
+def distributed_job(device_choice: str) -> Iterator[DistContext]:
+    """Join the process group for the body of a job, then leave it cleanly.
+
+    A job that ends normally frees the DDP wrappers first (they sit in reference cycles
+    through their own hooks, so only the cyclic GC frees them, and left to interpreter
+    exit their gloo group is torn down mid-finalization: rank 1 of a finished torchrun
+    job died with SIGABRT, "terminate called without an active exception"), then waits
+    at a barrier so no process closes its connections while a peer still uses them.
+    After an error the barrier is skipped: the peers may never reach it.
+    """
+    ctx = init_distributed(device_choice)
+    finished = False
+    try:
+        yield ctx
+        finished = True
+    finally:
+        if dist.is_initialized():
+            gc.collect()
+            if finished:
+                dist.barrier()
+            dist.destroy_process_group()
 
 
 def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:

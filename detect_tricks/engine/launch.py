@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from detect_tricks.config import ConfigError, HasTrainSections
 from detect_tricks.engine.cli import open_run_directory, resolve_config, train_arg_parser
-from detect_tricks.engine.distributed import DistContext, init_distributed, shutdown_distributed
+from detect_tricks.engine.distributed import DistContext, distributed_job
 from detect_tricks.engine.progress import LOGGER_NAME
 from detect_tricks.engine.run_dir import RunDirectory
 from detect_tricks.engine.sampling import TrainBatchSampler
@@ -39,11 +39,8 @@ def launch(config_cls: type[C], train: TrainFunction, description: str) -> None:
     """A training tool's `main`: arguments, config, process group, run directory, train."""
     args = train_arg_parser(description).parse_args()
     cfg, out, checkpoint = resolve_config(args, config_cls)
-    ctx = init_distributed(cfg.train.device)
-    try:
+    with distributed_job(cfg.train.device) as ctx:
         train(cfg, open_run_directory(out, args, ctx), ctx, checkpoint)
-    finally:
-        shutdown_distributed()
 
 
 def require_num_classes(configured: int, names: list[str], source: str) -> None:

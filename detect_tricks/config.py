@@ -344,6 +344,15 @@ class DetEvalConfig(EvalConfig):
     nms_iou: float = 0.45
     max_detections: int = 100
     backend: Literal["pycocotools", "faster_coco_eval"] = "pycocotools"
+    # Recompute BN statistics at the evaluation size before each evaluation (precise BN,
+    # engine/precise_bn.py); `auto`: only when tricks.random_shapes trains at other sizes.
+    precise_bn: bool | Literal["auto"] = "auto"
+    precise_bn_batches: int = 200  # eval-size batches of training images (detectron2: 200)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        batches = self.precise_bn_batches
+        _require(batches > 0, "eval.precise_bn_batches", "> 0", batches)
 
 
 @dataclass

@@ -18,10 +18,12 @@ from torch import nn
 from detect_tricks.coco_eval import detections_to_results, evaluate_results, load_ground_truth
 from detect_tricks.config import DetConfig, DetDataConfig, DetEvalConfig
 from detect_tricks.data.coco import CocoDetection
-from detect_tricks.data.detection import DetectionSource
+from detect_tricks.data.detection import DetectionEvalSet, DetectionSource, collate_detection
 from detect_tricks.data.voc import read_voc
 from detect_tricks.engine.distributed import DistContext, all_gather_objects, broadcast_object
+from detect_tricks.engine.precise_bn import PreciseBN
 from detect_tricks.engine.progress import LOGGER_NAME
+from detect_tricks.engine.setup import build_eval_loader
 from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models.yolov3 import YOLOv3
 from detect_tricks.postprocess import NMSSettings, postprocess, rescale_boxes
@@ -149,3 +151,44 @@ def evaluate_detector(
         evaluated.pop("table")
         stats = {**evaluated, **per_class}
     return broadcast_object(stats, ctx)
+
+
+def precise_bn_enabled(cfg: DetConfig) -> bool:
+    """`eval.precise_bn`; `auto` means on exactly when random shapes train at sizes other
+    than the evaluation size."""
+    if cfg.eval.precise_bn == "auto":
+        return cfg.tricks.random_shapes
+    return cfg.eval.precise_bn
+
+
+def spread_indices(total: int, count: int, multiple_of: int = 1) -> list[int]:
+    """`count` indices spread evenly over `range(total)` (all of them when `count` is
+    larger), cut to a multiple of `multiple_of` so every process gets as many."""
+    count = min(count, total)
+    count -= count % multiple_of
+    return [i * total // count for i in range(count)] if count else []
+
+
+def build_precise_bn(
+    cfg: DetConfig,
+    train_source: DetectionSource,
+    ctx: DistContext,
+    autocast: Callable[[], AbstractContextManager],
+) -> PreciseBN | None:
+    """Precise BN over training images resized like evaluation images, spread evenly over
+    the training set (`eval.precise_bn_batches` batches per process), or None when off."""
+    if not precise_bn_enabled(cfg):
+        return None
+    batch = cfg.eval.batch_size
+    wanted = cfg.eval.precise_bn_batches * batch * ctx.world_size
+    subset = spread_indices(len(train_source), wanted, ctx.world_size)
+    if not subset:
+        raise ValueError(
+            f"precise BN: {len(train_source)} training images cannot be shared by "
+            f"{ctx.world_size} processes"
+        )
+    dataset = DetectionEvalSet(train_source, cfg.data.size)
+    loader = build_eval_loader(
+        dataset, batch, cfg.train.workers, collate_detection, ctx, subset=subset
+    )
+    return PreciseBN(loader, cfg.eval.precise_bn_batches, ctx, cfg.train.channels_last, autocast)

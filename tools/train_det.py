@@ -12,7 +12,12 @@ import logging
 
 from detect_tricks.config import DetConfig
 from detect_tricks.data.detection import DetectionEvalSet, DetectionTrainSet, collate_detection
-from detect_tricks.detection import build_objective, build_sources, evaluate_detector
+from detect_tricks.detection import (
+    build_objective,
+    build_precise_bn,
+    build_sources,
+    evaluate_detector,
+)
 from detect_tricks.detector import save_prediction_grid
 from detect_tricks.engine.cli import run_tool
 from detect_tricks.engine.distributed import DistContext
@@ -68,7 +73,8 @@ def train(cfg: DetConfig, run: RunDirectory, ctx: DistContext, checkpoint: dict 
         channels_last=cfg.train.channels_last,
     )
     metadata = {"class_names": train_source.class_names, "category_ids": train_source.category_ids}
-    trainer = Trainer.from_config(parts, run, ctx, cfg, evaluate, "AP", metadata)
+    precise_bn = build_precise_bn(cfg, train_source, ctx, parts.autocast)
+    trainer = Trainer.from_config(parts, run, ctx, cfg, evaluate, "AP", metadata, precise_bn)
     details = f"{cfg.model.num_classes} classes, input {'/'.join(map(str, sizes))} px"
     status = fit(trainer, loaders, checkpoint, model, details)
     if status == "finished" and ctx.is_main:

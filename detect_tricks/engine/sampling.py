@@ -13,7 +13,7 @@ for any world size, so N processes of batch G/N see what one process of batch G 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -98,12 +98,21 @@ class TrainBatchSampler:
 
 
 class EvalBatchSampler:
-    """Every sample once, in order, process `r` taking indices `r, r + N, ...`."""
+    """Every sample once, in order, process `r` taking indices `r, r + N, ...`.
+
+    `subset` visits only those sample indices (in the order given) instead of all.
+    """
 
     def __init__(
-        self, num_samples: int, batch_size: int, rank: int = 0, world_size: int = 1
+        self,
+        num_samples: int,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        subset: Sequence[int] | None = None,
     ) -> None:
-        self.indices = list(range(rank, num_samples, world_size))
+        visited = list(range(num_samples)) if subset is None else list(subset)
+        self.indices = visited[rank::world_size]
         self.batch_size = batch_size
 
     def __len__(self) -> int:

@@ -10,7 +10,7 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -135,7 +135,9 @@ def build_eval_loader(
     workers: int,
     collate_fn: Callable[[list[Any]], Any],
     ctx: DistContext,
+    subset: Sequence[int] | None = None,
 ) -> DataLoader:
-    """Every sample once, in order, this process taking its share (rank r: r, r + N, ...)."""
-    sampler = EvalBatchSampler(len(dataset), batch_size, ctx.rank, ctx.world_size)
+    """Every sample (or those of `subset`) once, in order, this process taking its share
+    (rank r: r, r + N, ...)."""
+    sampler = EvalBatchSampler(len(dataset), batch_size, ctx.rank, ctx.world_size, subset)
     return build_loader(dataset, sampler, workers, collate_fn, 0, ctx.device)

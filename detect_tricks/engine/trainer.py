@@ -128,6 +128,7 @@ class Trainer:
         eval_interval: epochs between evaluations; the last epoch is always evaluated.
         best_key: the metric (higher is better) that picks `best.pt`.
         metadata: saved in every checkpoint, e.g. the class names.
+        before_eval: called with the model about to be evaluated, e.g. precise BN.
     """
 
     def __init__(
@@ -143,6 +144,7 @@ class Trainer:
         eval_interval: int = 1,
         best_key: str | None = None,
         metadata: dict[str, Any] | None = None,
+        before_eval: Callable[[nn.Module], None] | None = None,
     ) -> None:
         self.parts = parts
         self.run = run
@@ -155,6 +157,7 @@ class Trainer:
         self.eval_interval = eval_interval
         self.best_key = best_key
         self.metadata = metadata or {}
+        self.before_eval = before_eval
         self.state = TrainState()
         self.progress = Progress(enabled=ctx.is_main)
         self.last_metrics: dict[str, float] | None = None
@@ -170,6 +173,7 @@ class Trainer:
         evaluate: Evaluator | None,
         best_key: str | None,
         metadata: dict[str, Any] | None = None,
+        before_eval: Callable[[nn.Module], None] | None = None,
     ) -> Trainer:
         """A trainer with the length, logging, checkpoint and evaluation intervals of the
         config's `train` and `eval` sections."""
@@ -185,6 +189,7 @@ class Trainer:
             eval_interval=config.eval.interval,
             best_key=best_key,
             metadata=metadata,
+            before_eval=before_eval,
         )
 
     # -- the loop ------------------------------------------------------------------------
@@ -320,6 +325,8 @@ class Trainer:
             return False
         model = self.parts.ema.module if self.parts.ema is not None else self.parts.module
         started = time.perf_counter()
+        if self.before_eval is not None:
+            self.before_eval(model)
         metrics = self.evaluate(model)
         self.last_metrics = metrics
         self.run.append_eval({"epoch": epoch, "iter": self.state.iteration, **metrics})

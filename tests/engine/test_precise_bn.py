@@ -1,0 +1,95 @@
+"""Precise BN sets BN statistics to the plain averages over the given batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_task import make_trainer, tiny_config
+from torch import nn
+
+from detect_tricks.config import DetConfig, config_from_dict
+from detect_tricks.detection import precise_bn_enabled, spread_indices
+from detect_tricks.engine.precise_bn import recompute_bn_stats
+
+
+def conv_bn() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+
+
+def test_statistics_equal_the_mean_of_the_batch_means_and_variances():
+    model = conv_bn()
+    bn = model[1]
+    bn.running_mean.fill_(5.0)  # stale statistics, as after training at other sizes
+    bn.running_var.fill_(9.0)
+    weights_before = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k}
+    model.eval()
+    generator = torch.Generator().manual_seed(1)
+    # Batches of different sizes and scales: a cumulative average of batch statistics,
+    # not an EMA and not the statistics of the concatenation.
+    batches = [
+        torch.randn(2, 3, 8, 8, generator=generator) * 3 + 1,
+        torch.randn(5, 3, 8, 8, generator=generator),
+        torch.randn(3, 3, 8, 8, generator=generator) - 2,
+    ]
+    with torch.no_grad():
+        features = [model[0](b) for b in batches]
+    means = torch.stack([f.mean(dim=(0, 2, 3)) for f in features])
+    variances = torch.stack([f.transpose(0, 1).flatten(1).var(dim=1) for f in features])
+
+    assert recompute_bn_stats(model, batches) == 3
+
+    torch.testing.assert_close(bn.running_mean, means.mean(0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, variances.mean(0), rtol=0, atol=1e-5)
+    assert bn.momentum == 0.1 and not model.training  # restored
+    for key, value in weights_before.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_no_batches_is_an_error_not_reset_statistics():
+    with pytest.raises(ValueError, match="at least one batch"):
+        recompute_bn_stats(conv_bn(), [])
+
+
+def test_auto_turns_precise_bn_on_exactly_with_random_shapes():
+    def resolved(**sections) -> bool:
+        return precise_bn_enabled(config_from_dict(sections, DetConfig))
+
+    assert resolved(tricks={"random_shapes": True})
+    assert not resolved(tricks={"random_shapes": False})
+    assert resolved(tricks={"random_shapes": False}, eval={"precise_bn": True})
+    assert not resolved(tricks={"random_shapes": True}, eval={"precise_bn": False})
+
+
+def test_spread_indices_cover_the_set_evenly_and_share_equally():
+    assert spread_indices(10, 5) == [0, 2, 4, 6, 8]
+    assert spread_indices(4, 100) == [0, 1, 2, 3]
+    assert spread_indices(7, 100, multiple_of=2) == [0, 1, 2, 3, 4, 5]
+    assert spread_indices(1, 8, multiple_of=2) == []
+
+
+def test_the_trainer_calls_precise_bn_on_the_evaluated_model_before_each_evaluation(tmp_path):
+    calls = []
+    trainer, loader, sampler = make_trainer(tmp_path, tiny_config(epochs=3, ema=True))
+    evaluate = trainer.evaluate
+
+    def record(model: nn.Module) -> None:
+        calls.append(("precise_bn", trainer.state.epoch, model))
+
+    def evaluate_after(model: nn.Module) -> dict[str, float]:
+        calls.append(("evaluate", trainer.state.epoch, model))
+        return evaluate(model)
+
+    trainer.before_eval, trainer.evaluate = record, evaluate_after
+    trainer.fit(loader, sampler)
+    assert [(name, epoch) for name, epoch, _ in calls] == [
+        ("precise_bn", 1),
+        ("evaluate", 1),
+        ("precise_bn", 2),
+        ("evaluate", 2),
+        ("precise_bn", 3),
+        ("evaluate", 3),
+    ]
+    assert all(model is trainer.parts.ema.module for _, _, model in calls)

@@ -38,7 +38,7 @@ from detect_tricks.engine.distributed import DistContext, all_gather_objects, al
 from detect_tricks.engine.ema import ModelEma
 from detect_tricks.engine.plots import plot_curves
 from detect_tricks.engine.progress import LOGGER_NAME, Progress, format_duration
-from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
 from detect_tricks.engine.sampling import TrainBatchSampler
 from detect_tricks.optim import set_lr
 from detect_tricks.schedules import LRSchedule
@@ -431,6 +431,11 @@ class Trainer:
             )
         restore_rng_state(rng[min(self.ctx.rank, len(rng) - 1)])
         self.run.forget_after(self.state.iteration)
+        # A run stopped after its last evaluation still reports that evaluation as final.
+        evaluations = read_jsonl(self.run.evals)
+        if evaluations:
+            last = evaluations[-1]
+            self.last_metrics = {k: v for k, v in last.items() if k not in ("epoch", "iter")}
         logger.info(
             "Resumed at epoch %d, iteration %d of the epoch (global %d)",
             self.state.epoch + 1,

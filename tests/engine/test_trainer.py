@@ -89,6 +89,18 @@ def test_crash_resumes_from_periodic_checkpoint(tmp_path, uninterrupted):
     _assert_same_state(resumed.parts.module, uninterrupted.parts.module)
 
 
+def test_resuming_after_the_last_evaluation_keeps_it_as_the_final_result(tmp_path, uninterrupted):
+    """A run killed after its last checkpoint but before its summary: resuming trains
+    nothing more, and the summary still reports the last evaluation (not null)."""
+    trainer, _ = _train(tmp_path, tiny_config(ema=True))
+    expected = json.loads(trainer.run.summary.read_text())["final"]
+    trainer.run.summary.unlink()
+    resumed, status = _train(tmp_path, tiny_config(ema=True), resume=True)
+    assert status == "finished" and resumed.state.iteration == ITERS
+    assert json.loads(resumed.run.summary.read_text())["final"] == expected
+    assert expected["top1"] > 0.5
+
+
 def test_non_finite_loss_stops_with_terms_and_keeps_last_good_checkpoint(tmp_path):
     def nan_at_step_5(model, images, labels, epoch):
         losses = cross_entropy_objective(model, images, labels, epoch)

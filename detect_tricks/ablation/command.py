@@ -1,0 +1,93 @@
+"""`tools/ablate.py`: expand a ladder, train what is missing, write the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from detect_tricks.ablation.ladder import expand_runs, load_ladder
+from detect_tricks.ablation.report import collect, markdown_table, plot_results
+from detect_tricks.ablation.runner import JobResult, check_plan, job_command, jobs_of, run_jobs
+from detect_tricks.engine.progress import format_duration
+
+logger = logging.getLogger(__name__)
+
+
+def default_out(ladder_path: Path) -> Path:
+    return Path("runs") / "ablations" / ladder_path.stem
+
+
+def ablate(
+    ladder_path: Path,
+    out: Path | None = None,
+    jobs_at_once: int = 1,
+    dry_run: bool = False,
+    overwrite: bool = False,
+    report_only: bool = False,
+) -> int:
+    """Train the ladder's missing runs and write ablation.{json,md,png} into `out`;
+    returns the number of runs that failed."""
+    ladder = load_ladder(ladder_path)
+    out = out or default_out(ladder_path)
+    runs = expand_runs(ladder)
+    jobs = jobs_of(ladder, runs, out)
+    if dry_run:
+        for job in jobs:
+            finished = job.state() == "finished"
+            shown = "skip (finished)" if finished else shlex.join(job_command(ladder, job))
+            print(f"{job.label}: {shown}")
+        return 0
+    failed: list[JobResult] = []
+    if not report_only:
+        check_plan(ladder, runs, out, overwrite)
+        todo = sum(job.state() != "finished" for job in jobs)
+        logger.info(
+            "%s: %d runs x %d seeds, %d to train (%d at a time) in %s",
+            ladder_path,
+            len(runs),
+            len(ladder.seeds),
+            todo,
+            jobs_at_once,
+            out,
+        )
+
+        def report(result: JobResult, done: int, total: int) -> None:
+            summary = result.job.directory / "summary.json"
+            final = json.loads(summary.read_text()).get("final") if summary.is_file() else None
+            shown = f"{ladder.metric} {final[ladder.metric]:.4f}" if final else "no result"
+            if result.returncode:
+                shown = f"FAILED (exit {result.returncode}, see {result.output})"
+                failed.append(result)
+            logger.info(
+                "[%d/%d] %s: %s (%s)",
+                done,
+                total,
+                result.job.label,
+                shown,
+                format_duration(result.seconds),
+            )
+
+        run_jobs(ladder, jobs, jobs_at_once, report)
+    write_report(ladder_path, out)
+    return len(failed)
+
+
+def write_report(ladder_path: Path, out: Path) -> None:
+    """ablation.json, ablation.md and ablation.png from the finished runs in `out`."""
+    ladder = load_ladder(ladder_path)
+    results = collect(ladder, expand_runs(ladder), out)
+    command = f"python tools/ablate.py {ladder_path}"
+    if out != default_out(ladder_path):
+        command += f" --out {out}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.json").write_text(
+        json.dumps({"ladder": str(ladder_path), "command": command, "runs": results}, indent=2)
+        + "\n"
+    )
+    (out / "ablation.md").write_text(markdown_table(ladder, results, command))
+    plot_results(ladder, results, out / "ablation.png")
+    logger.info("Wrote %s, ablation.md and ablation.png", out / "ablation.json")
+    sys.stdout.write((out / "ablation.md").read_text())

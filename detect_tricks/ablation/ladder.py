@@ -1,0 +1,132 @@
+"""Ladder files: a base config, switches, seeds; expanded into the runs of the tables.
+
+A ladder file (`configs/ablations/*.yaml`) names a base config, the switches with the
+overrides that turn each on, the seeds, and optional overrides for every run (e.g. a
+proxy scale). It expands into runs, as in the Bag of Freebies paper's tables:
+
+- `baseline`: the base config;
+- `all`: every switch on;
+- `all-<switch>`: every switch but one (leave-one-out: what that switch adds to the rest);
+- `+<s1>`, `+<s1>+<s2>`, ...: the stacked ladder, switches added in the file's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detect_tricks.config import ConfigError, parse_yaml
+
+LADDER_KINDS = ("leave_one_out", "stacked")
+METRICS = {"det": ("AP", "AP50", "AP75"), "cls": ("top1", "top5")}
+TOOLS = {"det": "train_det.py", "cls": "train_cls.py"}
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A parsed ladder file."""
+
+    source: Path
+    task: str  # det or cls
+    base: Path  # the base config
+    switches: dict[str, list[str]]  # name -> overrides that turn it on, in ladder order
+    seeds: list[int]
+    common: list[str] = field(default_factory=list)  # overrides of every run
+    kinds: tuple[str, ...] = LADDER_KINDS
+    metric: str = ""  # the headline metric: AP (det) or top1 (cls) unless given
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return METRICS[self.task]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One configuration of the ladder (trained once per seed)."""
+
+    name: str
+    switches: tuple[str, ...]  # the switches it turns on
+    overrides: tuple[str, ...]  # the ladder's common overrides, then the switches'
+
+
+def load_ladder(path: str | Path) -> Ladder:
+    """Read and check a ladder file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        raw = parse_yaml(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read the ladder file {path}: {err.strerror}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys (task, base, switches, seeds)")
+    known = {"task", "base", "switches", "seeds", "set", "ladders", "metric"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {sorted(known)}")
+
+    def need(ok: bool, key: str, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"{path}: '{key}' expects {expected}, got {raw.get(key)!r}")
+
+    task = raw.get("task")
+    need(task in METRICS, "task", "det or cls")
+    need(isinstance(raw.get("base"), str), "base", "the path of a config file")
+    switches = raw.get("switches")
+    need(isinstance(switches, dict) and bool(switches), "switches", "a mapping name -> overrides")
+    for name, overrides in switches.items():
+        ok = isinstance(overrides, list) and all(isinstance(o, str) and "=" in o for o in overrides)
+        need(ok and bool(overrides), "switches", f"'{name}': a list of KEY=VALUE strings")
+    seeds = raw.get("seeds", [0, 1, 2])
+    need(
+        isinstance(seeds, list)
+        and bool(seeds)
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        and len(set(seeds)) == len(seeds),
+        "seeds",
+        "a list of distinct integers",
+    )
+    common = raw.get("set", [])
+    need(isinstance(common, list) and all(isinstance(o, str) for o in common), "set", "a list")
+    kinds = raw.get("ladders", list(LADDER_KINDS))
+    need(isinstance(kinds, list) and set(kinds) <= set(LADDER_KINDS), "ladders", "a subset")
+    metric = raw.get("metric", METRICS[task][0])
+    need(metric in METRICS[task], "metric", f"one of {METRICS[task]}")
+    base = Path(raw["base"])
+    return Ladder(path, task, base, dict(switches), seeds, common, tuple(kinds), metric)
+
+
+def expand_runs(ladder: Ladder) -> list[Run]:
+    """The ladder's runs in the order they are trained and reported."""
+    names = list(ladder.switches)
+    chosen: list[tuple[str, tuple[str, ...]]] = [("baseline", ()), ("all", tuple(names))]
+    if "leave_one_out" in ladder.kinds and len(names) > 1:
+        chosen += [(f"all-{n}", tuple(m for m in names if m != n)) for n in names]
+    if "stacked" in ladder.kinds:
+        # The last rung is `all`; the first is also a leave-one-out complement's opposite.
+        chosen += [("+" + "+".join(names[:k]), tuple(names[:k])) for k in range(1, len(names))]
+    runs = []
+    for name, on in chosen:
+        overrides = list(ladder.common)
+        for switch in on:
+            overrides += ladder.switches[switch]
+        runs.append(Run(name, on, tuple(overrides)))
+    return runs
+
+
+def plan_of(ladder: Ladder, runs: list[Run]) -> dict[str, Any]:
+    """What decides the results: a stored plan that differs means stale runs."""
+    return {
+        "task": ladder.task,
+        "base": str(ladder.base),
+        "base_config": ladder.base.read_text() if ladder.base.is_file() else None,
+        "seeds": ladder.seeds,
+        "runs": {r.name: list(r.overrides) for r in runs},
+    }
+
+
+def plan_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The top-level keys (and run names) in which two plans differ."""
+    differing = [k for k in ("task", "base", "base_config", "seeds") if stored.get(k) != current[k]]
+    stored_runs, runs = stored.get("runs", {}), current["runs"]
+    differing += [f"runs.{n}" for n in runs if n in stored_runs and stored_runs[n] != runs[n]]
+    return differing

@@ -1,0 +1,130 @@
+"""The ladder's report: results of every finished (run, seed), `ablation.json`,
+`ablation.md` and `ablation.png`.
+
+Each run's result is its final evaluation, not its best one (picking the best epoch
+would select on the validation set).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from detect_tricks.ablation.ladder import Ladder, Run
+from detect_tricks.ablation.stats import paired_difference, summarize
+
+
+def collect(ladder: Ladder, runs: list[Run], out: Path) -> dict[str, Any]:
+    """Every finished (run, seed)'s final metrics and wall time, and the statistics."""
+    results: dict[str, Any] = {}
+    for run in runs:
+        per_seed = {}
+        for seed in ladder.seeds:
+            summary = read_summary(out / run.name / f"seed{seed}")
+            if summary is not None and summary.get("status") == "finished" and summary["final"]:
+                final = summary["final"]
+                per_seed[seed] = {
+                    **{m: final[m] for m in ladder.metrics},
+                    "wall_seconds": summary["wall_seconds"],
+                }
+        results[run.name] = {"switches": list(run.switches), "seeds": per_seed}
+    for name, entry in results.items():
+        stats = {}
+        for metric in ladder.metrics:
+            values = {s: v[metric] for s, v in entry["seeds"].items()}
+            if not values:
+                continue
+            summary = summarize(list(values.values()))
+            stats[metric] = {"mean": summary.mean, "std": summary.std, "n": summary.n}
+            for reference in ("all", "baseline"):
+                other = {s: v[metric] for s, v in results[reference]["seeds"].items()}
+                diff = paired_difference(values, other) if name != reference else None
+                if diff is not None:
+                    stats[metric][f"vs_{reference}"] = {
+                        "mean": diff.mean,
+                        "low": diff.low,
+                        "high": diff.high,
+                        "n": diff.n,
+                        "verdict": diff.verdict,
+                    }
+        entry["stats"] = stats
+    return results
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.3f}"
+
+
+def markdown_table(ladder: Ladder, results: dict[str, Any], command: str) -> str:
+    """The report: one row per run, mean +- std per metric, differences with intervals."""
+    metric = ladder.metric
+    head = [f"{m} mean +- std" for m in ladder.metrics]
+    lines = [
+        f"# Ablation: {ladder.source.name}",
+        "",
+        f"Made by `{command}`. Base config `{ladder.base}`; every run also sets: "
+        + (", ".join(f"`{o}`" for o in ladder.common) or "nothing")
+        + f". Seeds {ladder.seeds}; final evaluation of each run.",
+        f"Differences are in {metric}, seed-paired, with 95% intervals (Student's t); an "
+        'interval that holds zero is "no measurable effect".',
+        "",
+        "| run | seeds | " + " | ".join(head) + f" | {metric} vs all | {metric} vs baseline "
+        "| minutes per run |",
+        "|---|---|" + "---|" * len(head) + "---|---|---|",
+    ]
+    for name, entry in results.items():
+        stats = entry["stats"]
+        if not stats:
+            lines.append(f"| {name} | 0 |" + " |" * (len(head) + 3))
+            continue
+        cells = [
+            f"{stats[m]['mean']:.3f} +- {stats[m]['std']:.3f}" if m in stats else ""
+            for m in ladder.metrics
+        ]
+        comparisons = []
+        for reference in ("all", "baseline"):
+            diff = stats.get(metric, {}).get(f"vs_{reference}")
+            comparisons.append(
+                f"{_signed(diff['mean'])} [{_signed(diff['low'])}, {_signed(diff['high'])}] "
+                f"{diff['verdict']}"
+                if diff
+                else "-"
+            )
+        walls = [v["wall_seconds"] for v in entry["seeds"].values()]
+        minutes = f"{statistics.fmean(walls) / 60:.1f}"
+        lines.append(
+            f"| {name} | {len(entry['seeds'])} | "
+            + " | ".join(cells + comparisons + [minutes])
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(ladder: Ladder, results: dict[str, Any], path: Path) -> None:
+    """Bars of the headline metric's mean per run with the std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n, e in results.items() if ladder.metric in e["stats"]]
+    means = [results[n]["stats"][ladder.metric]["mean"] for n in names]
+    stds = [results[n]["stats"][ladder.metric]["std"] for n in names]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * len(names) + 1.5), 3.6))
+    special = {"baseline": "#888888", "all": "#d95f02"}
+    colors = [special.get(n, "#1b9e77") for n in names]
+    ax.bar(range(len(names)), means, yerr=stds, capsize=3, color=colors)
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel(f"{ladder.metric} (mean +- std over seeds)")
+    ax.set_title(ladder.source.name, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

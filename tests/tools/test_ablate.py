@@ -1,0 +1,170 @@
+"""tools/ablate.py: ladder expansion, statistics, plans, skip and resume, end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from tool_helpers import ROOT, run_tool
+
+from detect_tricks.ablation.ladder import expand_runs, load_ladder
+from detect_tricks.ablation.runner import Job, check_plan, job_command, jobs_of
+from detect_tricks.ablation.stats import paired_difference, summarize, t_quantile_975
+from detect_tricks.config import ConfigError
+
+
+def write_ladder(path: Path, base: Path, **extra: str) -> Path:
+    body = {
+        "task": "det",
+        "base": str(base),
+        "set": '["train.epochs=1"]',
+        "switches": '{a: [x.a=1], b: [x.b=2, x.bb=3], c: ["x.c=[1, 2]"]}',
+        "seeds": "[0, 1, 2]",
+        **extra,
+    }
+    path.write_text("".join(f"{k}: {v}\n" for k, v in body.items()))
+    return path
+
+
+@pytest.fixture
+def ladder_file(tmp_path) -> Path:
+    base = tmp_path / "base.yaml"
+    base.write_text("train: {epochs: 2}\n")
+    return write_ladder(tmp_path / "ladder.yaml", base)
+
+
+def test_the_ladder_expands_into_baseline_all_leave_one_out_and_stacked_runs(ladder_file):
+    runs = {r.name: r for r in expand_runs(load_ladder(ladder_file))}
+    assert list(runs) == ["baseline", "all", "all-a", "all-b", "all-c", "+a", "+a+b"]
+    assert runs["baseline"].overrides == ("train.epochs=1",)
+    assert runs["all"].overrides == (
+        "train.epochs=1",
+        "x.a=1",
+        "x.b=2",
+        "x.bb=3",
+        "x.c=[1, 2]",
+    )
+    assert runs["all-b"].switches == ("a", "c")
+    assert runs["+a+b"].overrides == ("train.epochs=1", "x.a=1", "x.b=2", "x.bb=3")
+
+
+def test_ladder_kinds_can_be_chosen(tmp_path, ladder_file):
+    base = load_ladder(ladder_file).base
+    only = write_ladder(tmp_path / "loo.yaml", base, ladders="[leave_one_out]")
+    assert [r.name for r in expand_runs(load_ladder(only))] == [
+        "baseline",
+        "all",
+        "all-a",
+        "all-b",
+        "all-c",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("task", "segment", "'task' expects det or cls"),
+        ("seeds", "[0, 0]", "'seeds' expects a list of distinct integers"),
+        ("switches", "{a: [nokey]}", "'a': a list of KEY=VALUE strings"),
+        ("ladders", "[pyramid]", "'ladders' expects a subset"),
+        ("metric", "top1", "'metric' expects one of"),
+        ("colour", "red", "unknown key(s) colour"),
+    ],
+)
+def test_a_bad_ladder_file_is_an_error_naming_file_and_key(tmp_path, key, value, message):
+    path = write_ladder(tmp_path / "bad.yaml", tmp_path / "base.yaml", **{key: value})
+    with pytest.raises(ConfigError, match=str(path)) as err:
+        load_ladder(path)
+    assert message in str(err.value)
+
+
+def test_statistics_against_hand_computed_values():
+    spread = summarize([0.2, 0.3, 0.4])
+    assert spread.n == 3 and math.isclose(spread.mean, 0.3) and math.isclose(spread.std, 0.1)
+    assert t_quantile_975(2) == 4.303 and t_quantile_975(100) == 1.96
+
+    # Differences 0.1, 0.2, 0.0: mean 0.1, sd 0.1, half-width 4.303 * 0.1 / sqrt(3).
+    wide = paired_difference({0: 0.5, 1: 0.7, 2: 0.6, 7: 0.9}, {0: 0.4, 1: 0.5, 2: 0.6})
+    half = 4.303 * 0.1 / math.sqrt(3)
+    assert wide.n == 3 and math.isclose(wide.mean, 0.1)
+    assert math.isclose(wide.low, 0.1 - half) and math.isclose(wide.high, 0.1 + half)
+    assert wide.verdict == "no measurable effect"
+
+    # Differences -0.1, -0.11, -0.09: sd 0.01, the interval excludes zero.
+    narrow = paired_difference({0: 0.3, 1: 0.29, 2: 0.31}, {0: 0.4, 1: 0.4, 2: 0.4})
+    assert math.isclose(narrow.high, -0.1 + 4.303 * 0.01 / math.sqrt(3))
+    assert narrow.verdict == "worse"
+    assert paired_difference({0: 0.3}, {0: 0.4}) is None  # one pair: no interval
+
+
+def test_job_state_decides_between_skip_resume_and_start(tmp_path, ladder_file):
+    ladder = load_ladder(ladder_file)
+    runs = expand_runs(ladder)
+    jobs = jobs_of(ladder, runs, tmp_path / "out")
+    assert [j.label for j in jobs[:2]] == ["baseline seed 0", "all seed 0"]  # seed-major
+    job: Job = jobs[0]
+    command = job_command(ladder, job)
+    assert job.state() == "new" and "--overwrite" in command
+    assert command[-2:] == ["--set", "train.seed=0"]
+    (job.directory / "checkpoints").mkdir(parents=True)
+    (job.directory / "checkpoints" / "last.pt").write_bytes(b"")
+    assert job.state() == "interrupted"
+    assert job_command(ladder, job)[-3:] == ["--out", str(job.directory), "--resume"]
+    (job.directory / "summary.json").write_text(json.dumps({"status": "finished"}))
+    assert job.state() == "finished"
+
+
+def test_a_changed_ladder_is_refused_unless_overwrite(tmp_path, ladder_file):
+    ladder = load_ladder(ladder_file)
+    out = tmp_path / "out"
+    check_plan(ladder, expand_runs(ladder), out, overwrite=False)
+    (out / "baseline").mkdir()
+    check_plan(ladder, expand_runs(ladder), out, overwrite=False)  # unchanged: fine
+    ladder.base.write_text("train: {epochs: 3}\n")
+    with pytest.raises(ConfigError, match="differs in base_config"):
+        check_plan(ladder, expand_runs(ladder), out, overwrite=False)
+    check_plan(ladder, expand_runs(ladder), out, overwrite=True)
+    assert not (out / "baseline").exists()  # the stale runs are gone
+
+
+def test_a_two_run_ladder_end_to_end_then_skips_and_resumes(config_file, tmp_path):
+    ladder = tmp_path / "tiny.yaml"
+    ladder.write_text(
+        f"task: det\nbase: {config_file}\nswitches: {{mixup: [tricks.mixup=true]}}\n"
+        "seeds: [0, 1]\nladders: []\n"
+    )
+    out = tmp_path / "ablation"
+    first = run_tool("tools/ablate.py", str(ladder), "--out", str(out), timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "[4/4] all seed 1: AP " in first.stdout
+    report = json.loads((out / "ablation.json").read_text())
+    assert set(report["runs"]) == {"baseline", "all"}
+    for entry in report["runs"].values():
+        assert sorted(entry["seeds"]) == ["0", "1"]
+        ap = entry["stats"]["AP"]
+        values = [seed["AP"] for seed in entry["seeds"].values()]
+        assert math.isclose(ap["mean"], sum(values) / 2)
+    assert report["runs"]["all"]["stats"]["AP"]["vs_baseline"]["n"] == 2
+    table = (out / "ablation.md").read_text()
+    assert f"python tools/ablate.py {ladder} --out {out}" in table
+    assert table.count("\n| ") == 3  # header and two runs
+    assert (out / "ablation.png").stat().st_size > 1000
+
+    # Finished runs are skipped; a run stopped before its summary resumes from last.pt.
+    (out / "all" / "seed1" / "summary.json").unlink()
+    second = run_tool("tools/ablate.py", str(ladder), "--out", str(out), timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "1 to train" in second.stdout and "[1/1] all seed 1: AP " in second.stdout
+    assert "--resume" in (out / "all" / "seed1" / "ablate_output.txt").read_text()
+
+
+def test_dry_run_prints_the_commands_and_trains_nothing(tmp_path, ladder_file):
+    out = tmp_path / "out"
+    result = run_tool("tools/ablate.py", str(ladder_file), "--out", str(out), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 7 * 3
+    assert lines[0].startswith("baseline seed 0: ") and str(ROOT / "tools") in lines[0]
+    assert not out.exists()

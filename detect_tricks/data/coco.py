@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ class CocoDetection:
         if not data["categories"]:
             raise DatasetError(f"{self.source}: 'categories' is empty")
         self.ground_truth = data
-        categories = sorted(data["categories"], key=lambda c: c["id"])
+        categories = sorted(self._checked_categories(data["categories"]), key=lambda c: c["id"])
         self.category_ids = [c["id"] for c in categories]
         self.class_names = [str(c.get("name", c["id"])) for c in categories]
         self.report = LoadReport()
@@ -116,18 +117,58 @@ class CocoDetection:
             raise DatasetError(f"{self.source}: {message} (data.skip_bad_images: true skips it)")
         self.report.skipped.append(message)
 
+    def _checked_categories(self, categories: list[Any]) -> list[dict[str, Any]]:
+        """Every category is a mapping with a distinct integer `id` (always an error: a
+        skipped category would silently relabel the others)."""
+        seen: dict[int, int] = {}
+        for index, category in enumerate(categories):
+            cid = category.get("id") if isinstance(category, dict) else None
+            if not _is_integer(cid):
+                raise DatasetError(
+                    f"{self.source}: category {index} needs an integer 'id', got {category!r}"
+                )
+            if cid in seen:
+                raise DatasetError(
+                    f"{self.source}: categories {seen[cid]} and {index} share the id {cid}"
+                )
+            seen[cid] = index
+        return categories
+
     def _read_records(self, data: dict[str, Any]) -> list[ImageRecord]:
         label_of = {cid: label for label, cid in enumerate(self.category_ids)}
         records: dict[int, ImageRecord] = {}
-        for entry in data["images"]:
-            record = self._image_record(entry)
+        entry_of: dict[int, int] = {}  # image id -> its index in 'images'
+        known_images = set()
+        for index, entry in enumerate(data["images"]):
+            image_id = entry.get("id") if isinstance(entry, dict) else None
+            if _is_integer(image_id) and image_id in entry_of:
+                # The later entry would replace the earlier, and its boxes land on the
+                # wrong picture: never skipped silently, always an error.
+                raise DatasetError(
+                    f"{self.source}: images {entry_of[image_id]} and {index} share the id "
+                    f"{image_id}"
+                )
+            record = self._image_record(entry, index)
+            if _is_integer(image_id):
+                entry_of[image_id] = index
+                known_images.add(image_id)
             if record is not None:
                 records[record.image_id] = record
         boxes: dict[int, list[list[float]]] = {i: [] for i in records}
         labels: dict[int, list[int]] = {i: [] for i in records}
-        known_images = {e.get("id") for e in data["images"]}
         for index, ann in enumerate(data["annotations"]):
+            if not isinstance(ann, dict):
+                self._bad(f"annotation {index} is not a mapping: {ann!r}")
+                continue
             where = f"annotation {index} (id {ann.get('id')})"
+            wrong_type = [
+                f"'{key}' is {ann.get(key)!r}"
+                for key in ("image_id", "category_id")
+                if key in ann and not _is_integer(ann[key])
+            ]
+            if wrong_type:
+                self._bad(f"{where}: ids must be integers, but {' and '.join(wrong_type)}")
+                continue
             if ann.get("image_id") not in known_images:
                 self._bad(f"{where} names image_id {ann.get('image_id')}, not in 'images'")
                 continue
@@ -150,10 +191,26 @@ class CocoDetection:
         self.report.boxes = sum(len(r.boxes) for r in records.values())
         return list(records.values())
 
-    def _image_record(self, entry: dict[str, Any]) -> ImageRecord | None:
+    def _image_record(self, entry: Any, index: int) -> ImageRecord | None:
+        if not isinstance(entry, dict):
+            self._bad(f"image entry {index} is not a mapping: {entry!r}")
+            return None
         missing = [k for k in ("id", "file_name", "width", "height") if k not in entry]
         if missing:
-            self._bad(f"image entry {entry.get('id', entry)} lacks {', '.join(missing)}")
+            self._bad(f"image entry {index} (id {entry.get('id')}) lacks {', '.join(missing)}")
+            return None
+        wrong = [
+            f"'{key}' is {entry[key]!r}"
+            for key in ("id", "width", "height")
+            if not _is_integer(entry[key]) or (key != "id" and entry[key] <= 0)
+        ]
+        if not isinstance(entry["file_name"], str):
+            wrong.append(f"'file_name' is {entry['file_name']!r}")
+        if wrong:
+            self._bad(
+                f"image entry {index}: expected an integer id, positive integer width and "
+                f"height and a file_name string, but {', '.join(wrong)}"
+            )
             return None
         path = self.image_dir / entry["file_name"]
         if not path.is_file():
@@ -175,6 +232,9 @@ class CocoDetection:
         bbox = ann.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:
             self._bad(f"{where}: 'bbox' must be [x, y, width, height], got {bbox!r}")
+            return None
+        if not all(_is_number(v) and math.isfinite(v) for v in bbox):
+            self._bad(f"{where}: 'bbox' must hold four finite numbers, got {bbox!r}")
             return None
         if ann.get("iscrowd", 0):
             self.report.crowd += 1
@@ -198,3 +258,12 @@ class CocoDetection:
                 f"says {record.width}x{record.height} (image id {record.image_id})"
             )
         return image, record
+
+
+def _is_integer(value: Any) -> bool:
+    """A JSON integer (not a bool, a float or a numeric string)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

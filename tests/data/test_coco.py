@@ -118,3 +118,72 @@ def test_real_fruit_data_with_png_named_jpg_and_rgba_images():
         image, record = dataset.load(index)
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
         assert image.shape[:2] == (record.height, record.width)
+
+
+def _mutated(change) -> dict:
+    data = _data([_ann(1, 7, 90, [1, 2, 10, 5]), _ann(2, 9, 3, [0, 0, 4, 4])])
+    change(data)
+    return data
+
+
+def _set(path: tuple, value):
+    def change(data: dict) -> None:
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return change
+
+
+# (case, change to a good file, what the error must say). Each would otherwise have
+# changed the data silently or ended in a raw traceback.
+BAD_ENTRIES = [
+    ("nan in bbox", _set(("annotations", 0, "bbox"), [1, 2, float("nan"), 5]), "four finite"),
+    ("inf in bbox", _set(("annotations", 0, "bbox"), [1, 2, float("inf"), 5]), "four finite"),
+    ("string in bbox", _set(("annotations", 0, "bbox"), [1, "2", 10, 5]), "four finite"),
+    ("string image_id", _set(("annotations", 0, "image_id"), "7"), "'image_id' is '7'"),
+    ("float category_id", _set(("annotations", 1, "category_id"), 3.0), "'category_id' is 3.0"),
+    ("numeric string image id", _set(("images", 0, "id"), "7"), "'id' is '7'"),
+    ("word image id", _set(("images", 1, "id"), "img1"), "'id' is 'img1'"),
+    ("zero width", _set(("images", 0, "width"), 0), "'width' is 0"),
+    ("string height", _set(("images", 0, "height"), "30"), "'height' is '30'"),
+    ("image entry not a mapping", _set(("images", 1), 9), "image entry 1 is not a mapping"),
+    ("annotation not a mapping", _set(("annotations", 1), [1]), "annotation 1 is not a mapping"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "change", "message"), BAD_ENTRIES, ids=[c[0] for c in BAD_ENTRIES]
+)
+def test_a_bad_entry_is_an_error_naming_file_entry_and_field_or_skipped(
+    tmp_path, case, change, message
+):
+    path = _write(tmp_path, _mutated(change))
+    with pytest.raises(DatasetError) as err:
+        CocoDetection(path, tmp_path)
+    assert str(path) in str(err.value) and message in str(err.value)
+    assert "skip_bad_images" in str(err.value)
+
+    skipping = CocoDetection(path, tmp_path, skip_bad_images=True)
+    # The entry is skipped (and an annotation naming a skipped image with it).
+    assert len(skipping.report.skipped) in (1, 2) and message in skipping.report.skipped[0]
+    for record in skipping.records:  # what is kept is intact
+        assert np.isfinite(record.boxes).all()
+
+
+@pytest.mark.parametrize(
+    ("case", "change", "message"),
+    [
+        ("duplicate image id", _set(("images", 1, "id"), 7), "images 0 and 1 share the id 7"),
+        ("category without id", _set(("categories", 0), {"name": "x"}), "category 0 needs"),
+        ("string category id", _set(("categories", 1, "id"), "3"), "category 1 needs"),
+        ("duplicate category id", _set(("categories", 1, "id"), 90), "share the id 90"),
+    ],
+)
+def test_entries_that_would_move_boxes_or_labels_are_errors_even_when_skipping(
+    tmp_path, case, change, message
+):
+    path = _write(tmp_path, _mutated(change))
+    with pytest.raises(DatasetError, match=message):
+        CocoDetection(path, tmp_path, skip_bad_images=True)

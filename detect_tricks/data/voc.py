@@ -9,6 +9,7 @@ sizes of 0 or missing (it happens in real files) are read from the image itself.
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,34 @@ from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.errors import DatasetError, ImageReadError
 from detect_tricks.data.image import read_rgb
 
+DIFFICULT_VALUES = {"0": False, "1": True, "false": False, "true": True}
+
 
 def _text(node: ET.Element, path: str, xml: Path) -> str:
     found = node.find(path)
     if found is None or found.text is None:
         raise DatasetError(f"{xml}: no <{path}> element")
     return found.text.strip()
+
+
+def _number(node: ET.Element, path: str, xml: Path, where: str) -> float:
+    """The finite number in `<path>`; an error names the file, the object and the text."""
+    text = _text(node, path, xml)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise DatasetError(f"{xml}: {where} <{path}> must be a number, got {text!r}")
+    return value
+
+
+def _difficult(node: ET.Element, xml: Path, where: str) -> bool:
+    """VOC writes 0 or 1; true/false are read too, anything else is an error."""
+    text = (node.findtext("difficult") or "0").strip().lower()
+    if text not in DIFFICULT_VALUES:
+        raise DatasetError(f"{xml}: {where} <difficult> must be 0 or 1, got {text!r}")
+    return DIFFICULT_VALUES[text]
 
 
 def _read_xml(xml: Path) -> ET.Element:
@@ -59,16 +82,17 @@ def voc_to_coco(
     images, annotations = [], []
     for number, (xml, node) in enumerate(parsed, start=1):
         file_name = node.findtext("filename") or f"{xml.stem}.jpg"
-        width, height = _image_size(node, root / "JPEGImages" / file_name)
+        width, height = _image_size(node, root / "JPEGImages" / file_name, xml)
         images.append({"id": number, "file_name": file_name, "width": width, "height": height})
-        for obj in node.iter("object"):
+        for index, obj in enumerate(node.iter("object")):
+            where = f"object {index}"
             name = _text(obj, "name", xml)
             if name not in category_of:
                 raise DatasetError(f"{xml}: class '{name}' is not one of {names}")
             x0, y0, x1, y1 = (
-                float(_text(obj, f"bndbox/{k}", xml)) for k in ("xmin", "ymin", "xmax", "ymax")
+                _number(obj, f"bndbox/{k}", xml, where) for k in ("xmin", "ymin", "xmax", "ymax")
             )
-            difficult = int(obj.findtext("difficult") or 0)
+            difficult = int(_difficult(obj, xml, where))
             annotations.append(
                 {
                     "id": len(annotations) + 1,
@@ -84,8 +108,13 @@ def voc_to_coco(
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def _image_size(node: ET.Element, image: Path) -> tuple[int, int]:
-    width, height = int(node.findtext("size/width") or 0), int(node.findtext("size/height") or 0)
+def _image_size(node: ET.Element, image: Path, xml: Path) -> tuple[int, int]:
+    """`<size>` as written, or read from the image when it is 0 or missing."""
+    width, height = (
+        _number(node, f"size/{key}", xml, "the image") if node.findtext(f"size/{key}") else 0
+        for key in ("width", "height")
+    )
+    width, height = int(width), int(height)
     if width > 0 and height > 0:
         return width, height
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from detect_tricks.data.coco import read_json
 from detect_tricks.data.errors import DatasetError
 
 STAT_NAMES = (
@@ -34,6 +37,8 @@ STAT_NAMES = (
     "ARl",
 )
 BACKENDS = ("pycocotools", "faster_coco_eval")
+
+logger = logging.getLogger(__name__)
 
 
 def detections_to_results(
@@ -80,32 +85,72 @@ def _backend(name: str) -> tuple[Any, Any]:
 def load_ground_truth(ann: str | Path | dict, backend: str = "pycocotools") -> Any:
     """A COCO ground-truth object from a JSON file path or an already-parsed dict."""
     coco_cls, _ = _backend(backend)
+    data = ann if isinstance(ann, dict) else read_json(ann)  # errors name the file
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+        raise DatasetError(
+            f"{ann if not isinstance(ann, dict) else 'ground truth'}: not a "
+            "COCO annotation file (no 'annotations' list)"
+        )
     with contextlib.redirect_stdout(io.StringIO()):
-        if isinstance(ann, dict):
-            gt = coco_cls()
-            gt.dataset = ann
-            gt.createIndex()
-            return gt
-        return coco_cls(str(ann))
+        gt = coco_cls()
+        gt.dataset = data
+        gt.createIndex()
+        return gt
 
 
-def check_results(gt: Any, results: list[dict[str, Any]], source: str) -> None:
-    """A clear error for results naming images or categories the ground truth lacks."""
+def check_results(
+    gt: Any, results: list[dict[str, Any]], source: str, skip_bad: bool = False
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The results that are sound, and what was wrong with the others.
+
+    A result names an image and a category of the ground truth, holds a finite `score`
+    and a `bbox` of four finite numbers with width and height >= 0. A NaN score or box
+    would otherwise be ranked anywhere and change AP without a word. A bad result is an
+    error naming the file and its index, or with `skip_bad` left out and reported.
+    """
     images, categories = set(gt.getImgIds()), set(gt.getCatIds())
+    kept, problems = [], []
     for i, r in enumerate(results):
-        missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in r]
-        if missing:
-            raise DatasetError(f"{source}: result {i} lacks {', '.join(missing)}")
-        if r["image_id"] not in images:
-            raise DatasetError(
-                f"{source}: result {i} names image_id {r['image_id']}, which the ground truth "
-                f"does not have ({len(images)} images)"
-            )
-        if r["category_id"] not in categories:
-            raise DatasetError(
-                f"{source}: result {i} names category_id {r['category_id']}, not one of the "
-                f"ground truth's {sorted(categories)}"
-            )
+        problem = _result_problem(r, images, categories)
+        if problem is None:
+            kept.append(r)
+            continue
+        if not skip_bad:
+            raise DatasetError(f"{source}: result {i} {problem} (--skip-bad leaves such out)")
+        problems.append(f"result {i} {problem}")
+    return kept, problems
+
+
+def _result_problem(r: Any, images: set[int], categories: set[int]) -> str | None:
+    if not isinstance(r, dict):
+        return f"is not a mapping: {r!r}"
+    missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in r]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    if r["image_id"] not in images:
+        return (
+            f"names image_id {r['image_id']!r}, which the ground truth does not have "
+            f"({len(images)} images)"
+        )
+    if r["category_id"] not in categories:
+        return (
+            f"names category_id {r['category_id']!r}, not one of the ground truth's "
+            f"{sorted(categories)}"
+        )
+    if not _finite_number(r["score"]):
+        return f"has score {r['score']!r}; expected a finite number"
+    box = r["bbox"]
+    if (
+        not (isinstance(box, list) and len(box) == 4 and all(_finite_number(v) for v in box))
+        or box[2] < 0
+        or box[3] < 0
+    ):
+        return f"has bbox {box!r}; expected [x, y, width, height], finite, width and height >= 0"
+    return None
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def evaluate_results(
@@ -113,12 +158,18 @@ def evaluate_results(
     results: list[dict[str, Any]],
     backend: str = "pycocotools",
     source: str = "detections",
+    skip_bad: bool = False,
 ) -> dict[str, Any]:
     """The twelve COCO stats (names of DESIGN.md §2), `per_class` AP and the printed table.
 
-    Empty results give zeros, not a crash.
+    Empty results give zeros, not a crash. With `skip_bad`, unsound results are left out
+    and a warning counts them (see `check_results`).
     """
-    check_results(gt, results, source)
+    results, skipped = check_results(gt, results, source, skip_bad)
+    if skipped:
+        logger.warning(
+            "%s: left out %d bad result(s) (first: %s)", source, len(skipped), skipped[0]
+        )
     category_names = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
     if not results:
         return {

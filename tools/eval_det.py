@@ -46,6 +46,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--results", type=Path, help="a COCO results JSON to evaluate instead")
     parser.add_argument("--ann", type=Path, help="ground-truth COCO JSON (default: the run's val)")
     parser.add_argument("--images", type=Path, help="images of --ann (with --checkpoint)")
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="with --results: leave out (and count) detections with a NaN score or box, "
+        "instead of stopping at the first",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", help="input sizes (default: data.size)")
     parser.add_argument("--out", type=Path, help="JSON file for the stats")
     parser.add_argument("--backend", choices=BACKENDS, default="pycocotools")
@@ -104,7 +110,8 @@ def main() -> None:
     setup_logging(None, is_main=True)
     if args.results is not None:
         gt = load_ground_truth(args.ann, args.backend)
-        stats = evaluate_results(gt, read_results(args.results), args.backend, str(args.results))
+        results = read_results(args.results)
+        stats = evaluate_results(gt, results, args.backend, str(args.results), args.skip_bad)
         report(f"{args.results} against {args.ann}:", stats)
         by_size = {"results": stats}
         default_out = args.results.with_name(f"{args.results.stem}_stats.json")

@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from detect_tricks.coco_eval import detections_to_results
+from detect_tricks.data.errors import ImageReadError
 from detect_tricks.data.folder import IMAGE_EXTENSIONS
 from detect_tricks.data.image import read_rgb
 from detect_tricks.detector import Detector
@@ -39,6 +40,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--score-thr", type=float, default=0.3, help="keep detections above it")
     parser.add_argument("--size", type=int, help="input size (default: the training size)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="skip (and count) unreadable images instead of stopping at the first",
+    )
     return parser.parse_args()
 
 
@@ -64,9 +70,22 @@ def main() -> None:
         args.checkpoint, device=args.device, size=args.size, score_threshold=args.score_thr
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    results = []
-    for image_id, path in enumerate(tqdm(list_images(args.images), desc="detect"), start=1):
-        image = read_rgb(path)
+    output = args.out / "detections.json"
+    results, skipped = [], []
+    paths = list_images(args.images)
+    for image_id, path in enumerate(tqdm(paths, desc="detect"), start=1):
+        try:
+            image = read_rgb(path)
+        except ImageReadError as err:
+            if not args.skip_bad_images:
+                write_results(output, results)  # what was done is kept
+                raise ImageReadError(
+                    f"{err}; the detections of the {image_id - 1} images before it are in "
+                    f"{output} (--skip-bad-images goes on past unreadable images)"
+                ) from err
+            logger.warning("skipped %s", err)
+            skipped.append(path)
+            continue
         found = detector.predict(image)[0]
         picture = draw_detections(
             image, found["boxes"], found["labels"], found["scores"], detector.class_names
@@ -77,8 +96,18 @@ def main() -> None:
             image_id, found["boxes"], found["scores"], found["labels"], detector.category_ids
         ):
             results.append({**result, "file_name": path.name})
-    (args.out / "detections.json").write_text(json.dumps(results, indent=1) + "\n")
-    logger.info("%d detections in %d images -> %s", len(results), image_id, args.out)
+    write_results(output, results)
+    logger.info(
+        "%d detections in %d images -> %s%s",
+        len(results),
+        len(paths) - len(skipped),
+        args.out,
+        f" ({len(skipped)} unreadable images skipped)" if skipped else "",
+    )
+
+
+def write_results(path: Path, results: list[dict]) -> None:
+    path.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -143,6 +143,51 @@ def test_unknown_category_in_a_results_file_is_one_clear_line(coco, tmp_path):
     )
 
 
+def test_infer_over_a_folder_with_an_undecodable_image_keeps_what_it_did(baseline, coco, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("val_0.png", "val_1.png"):
+        (folder / name).write_bytes((coco / "images" / name).read_bytes())
+    (folder / "val_0b.png").write_bytes(b"not a png")  # sorted between the two good ones
+    args = ["--checkpoint", str(baseline.best), "--images", str(folder), "--score-thr", "0.0"]
+
+    stopped = run_tool("tools/infer_det.py", *args, "--out", str(tmp_path / "a"))
+    assert stopped.returncode == 2 and "\nerror: cannot" in stopped.stderr  # after the bar
+    assert "val_0b.png" in stopped.stderr and "the 1 images before it" in stopped.stderr
+    kept = json.loads((tmp_path / "a" / "detections.json").read_text())
+    assert {d["file_name"] for d in kept} == {"val_0.png"}
+
+    skipping = run_tool(
+        "tools/infer_det.py", *args, "--out", str(tmp_path / "b"), "--skip-bad-images"
+    )
+    assert skipping.returncode == 0, skipping.stderr[-2000:]
+    assert "in 2 images" in skipping.stdout and "(1 unreadable images skipped)" in skipping.stdout
+    done = json.loads((tmp_path / "b" / "detections.json").read_text())
+    assert {d["file_name"] for d in done} == {"val_0.png", "val_1.png"}
+
+
+def test_nan_in_a_results_file_stops_or_is_skipped_with_a_count(coco, tmp_path):
+    results = tmp_path / "nan.json"
+    good = {"image_id": 100, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}
+    results.write_text(json.dumps([good, {**good, "score": float("nan")}]))
+    args = ["tools/eval_det.py", "--ann", str(coco / "val.json"), "--results", str(results)]
+    stopped = run_tool(*args)
+    assert stopped.returncode == 2 and "nan.json: result 1 has score nan" in stopped.stderr
+    skipping = run_tool(*args, "--skip-bad")
+    assert skipping.returncode == 0, skipping.stderr[-2000:]
+    assert "left out 1 bad result(s)" in skipping.stdout + skipping.stderr
+
+
+def test_a_ground_truth_that_is_not_json_is_one_line_naming_it(tmp_path):
+    ann, results = tmp_path / "val.txt", tmp_path / "r.json"
+    ann.write_text("not json")
+    results.write_text("[]")
+    out = run_tool("tools/eval_det.py", "--ann", str(ann), "--results", str(results))
+    assert out.returncode == 2 and out.stderr.strip() == (
+        f"error: {ann} is not valid JSON (line 1, column 1: Expecting value)"
+    )
+
+
 def test_two_processes_under_torchrun(config_file, tmp_path):
     out = tmp_path / "ddp"
     result = run_tool(

@@ -26,16 +26,24 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_save(obj: dict[str, Any], path: str | Path) -> None:
-    """`torch.save` to a temp file in the same folder, fsync, then rename over `path`."""
+    """`torch.save` to a temp file in the same folder, fsync, then rename over `path`.
+
+    A write that fails (a full disk, a folder made read-only) is a `CheckpointError`
+    saying which file and that its previous version is intact.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError
+        kept = f"the previous {path.name} is intact" if path.is_file() else "none was written"
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise CheckpointError(f"could not write the checkpoint {path} ({reason}); {kept}") from err
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)

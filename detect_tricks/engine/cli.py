@@ -22,7 +22,7 @@ from detect_tricks.data.errors import DatasetError, ImageReadError
 from detect_tricks.engine.checkpoint import CheckpointError, load_checkpoint
 from detect_tricks.engine.distributed import DistContext
 from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
-from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.engine.run_dir import RunDirectory, RunDirectoryError
 from detect_tricks.engine.trainer import NonFiniteLossError
 from detect_tricks.models.weights import WeightsError
 
@@ -38,6 +38,7 @@ USER_ERRORS = (
     WeightsError,
     FileExistsError,
     FileNotFoundError,
+    RunDirectoryError,
 )
 
 

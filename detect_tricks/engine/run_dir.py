@@ -18,6 +18,10 @@ from typing import Any
 from detect_tricks.config import dump_config
 
 
+class RunDirectoryError(OSError):
+    """A run directory that cannot be created or written (read-only, no permission)."""
+
+
 class RunDirectory:
     """Paths of a run and the append-only JSON-lines writers; silent on ranks other than 0."""
 
@@ -52,13 +56,29 @@ class RunDirectory:
             )
         if not self.writes:
             return
-        if overwrite and not resume:
-            for path in (self.metrics, self.evals, self.summary, self.log, self.best, self.last):
-                path.unlink(missing_ok=True)
-        for folder in (self.checkpoints, self.plots):
-            folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.checkpoints.glob(".*.tmp"):
-            stale.unlink()
+        try:
+            if overwrite and not resume:
+                for path in (
+                    self.metrics,
+                    self.evals,
+                    self.summary,
+                    self.log,
+                    self.best,
+                    self.last,
+                ):
+                    path.unlink(missing_ok=True)
+            for folder in (self.checkpoints, self.plots):
+                folder.mkdir(parents=True, exist_ok=True)
+            for stale in self.checkpoints.glob(".*.tmp"):
+                stale.unlink()
+            probe = self.root / ".write_test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise RunDirectoryError(
+                f"cannot write the run directory {self.root}: {err.strerror} "
+                f"({err.filename}); choose another --out"
+            ) from err
 
     def write_config(self, cfg: Any) -> None:
         if self.writes:

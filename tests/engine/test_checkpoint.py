@@ -17,6 +17,7 @@ from detect_tricks.engine.checkpoint import (
     load_checkpoint,
     restore_rng_state,
 )
+from detect_tricks.engine.run_dir import RunDirectory, RunDirectoryError
 
 
 def test_interrupted_save_leaves_the_old_checkpoint_loadable(tmp_path, monkeypatch):
@@ -75,3 +76,28 @@ def test_rng_state_round_trip_through_a_weights_only_file(tmp_path):
     torch.manual_seed(30)
     restore_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_a_failed_write_names_the_file_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    atomic_save({"step": 1}, path)
+
+    def full_disk(obj, f):
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc] . unexpected pos 64")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError) as err:
+        atomic_save({"step": 2}, path)
+    assert str(err.value).startswith(f"could not write the checkpoint {path} (")
+    assert str(err.value).endswith("the previous last.pt is intact")
+    monkeypatch.undo()
+    assert load_checkpoint(path) == {"step": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temp file left
+
+
+def test_a_run_directory_that_cannot_be_written_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(RunDirectoryError, match=f"cannot write the run directory {blocker}/run"):
+        RunDirectory(blocker / "run").prepare(resume=False)

@@ -1,10 +1,16 @@
 """Detection transforms that move boxes with the pixels: the GluonCV YOLOv3 presets.
 
 Training, in GluonCV's order (`YOLO3DefaultTrainTransform`, DESIGN.md §3): colour jitter
-(brightness +-32, contrast and saturation in [0.5, 1.5], hue +-18 degrees, each p=0.5),
+(brightness +-32, contrast and saturation in [0.5, 1.5], hue +-18 OpenCV hue units, i.e.
++-36 degrees, each p=0.5),
 random expand (p=0.5, canvas up to 4x filled with the mean colour), SSD random crop with
 IoU constraints, resize to the training size with a random interpolation, horizontal
 flip (p=0.5), normalise. Evaluation: resize to the size, normalise.
+
+The hue shift is the one the SSD recipe meant (`hue_delta` 18 on OpenCV's 0-180 hue).
+GluonCV's `random_color_distort` draws `alpha` in +-18 and rotates the hue by `alpha * pi`
+radians, which in effect is a uniformly random hue; we do not copy that: it would turn
+an orange into a banana-coloured one, and colour is what tells some classes apart.
 
 albumentations does the colour jitter; OpenCV the resize. albumentations has no SSD
 crop with minimum-IoU constraints (`RandomSizedBBoxSafeCrop` keeps every box, a

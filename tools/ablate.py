@@ -3,6 +3,8 @@
     python tools/ablate.py configs/ablations/fruit_bof.yaml
     python tools/ablate.py configs/ablations/fruit_bof.yaml --dry-run
     python tools/ablate.py configs/ablations/fruit_bof.yaml --jobs 4 --out runs/fruit_gpu
+    python tools/ablate.py configs/ablations/fruit_bof.yaml --runs baseline,all \
+        --set train.epochs=32 --out runs/ablations/fruit_bof_2x
 
 Runs go to <out>/<run>/seed<k>/ (default out: runs/ablations/<ladder name>); finished runs
 are skipped and interrupted ones resumed, so the same command continues a ladder. It
@@ -17,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from detect_tricks.ablation.command import ablate
+from detect_tricks.ablation.command import Selection, ablate
 from detect_tricks.engine.cli import run_tool
 from detect_tricks.engine.progress import setup_logging
 
@@ -36,11 +38,26 @@ def main() -> None:
     parser.add_argument(
         "--report", action="store_true", help="only rewrite the report from finished runs"
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key in every run, after the switches (e.g. train.epochs=32)",
+    )
+    parser.add_argument(
+        "--runs", default="", help="comma-separated runs to train (baseline and all always)"
+    )
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     setup_logging(None, is_main=True)
-    failed = ablate(args.ladder, args.out, args.jobs, args.dry_run, args.overwrite, args.report)
+    runs = tuple(name for name in args.runs.split(",") if name)
+    selection = Selection(tuple(args.overrides), runs)
+    failed = ablate(
+        args.ladder, args.out, args.jobs, args.dry_run, args.overwrite, args.report, selection
+    )
     if failed:
         sys.stderr.write(f"error: {failed} run(s) failed; their output is named above\n")
         sys.exit(1)

@@ -6,9 +6,10 @@ import json
 import logging
 import shlex
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from detect_tricks.ablation.ladder import expand_runs, load_ladder
+from detect_tricks.ablation.ladder import Ladder, Run, expand_runs, load_ladder, select_runs
 from detect_tricks.ablation.report import collect, markdown_table, plot_results
 from detect_tricks.ablation.runner import JobResult, check_plan, job_command, jobs_of, run_jobs
 from detect_tricks.engine.progress import format_duration
@@ -20,6 +21,23 @@ def default_out(ladder_path: Path) -> Path:
     return Path("runs") / "ablations" / ladder_path.stem
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What the command line changes in a ladder: overrides after the switches' (e.g. a
+    longer schedule) and the runs to train (baseline and all are always in)."""
+
+    overrides: tuple[str, ...] = ()
+    runs: tuple[str, ...] = ()
+
+    def apply(self, ladder_path: Path) -> tuple[Ladder, list[Run]]:
+        ladder = replace(load_ladder(ladder_path), last=self.overrides)
+        return ladder, select_runs(expand_runs(ladder), list(self.runs))
+
+    def arguments(self) -> str:
+        shown = "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
+        return shown + (f" --runs {','.join(self.runs)}" if self.runs else "")
+
+
 def ablate(
     ladder_path: Path,
     out: Path | None = None,
@@ -27,12 +45,12 @@ def ablate(
     dry_run: bool = False,
     overwrite: bool = False,
     report_only: bool = False,
+    selection: Selection = Selection(),
 ) -> int:
     """Train the ladder's missing runs and write ablation.{json,md,png} into `out`;
     returns the number of runs that failed."""
-    ladder = load_ladder(ladder_path)
+    ladder, runs = selection.apply(ladder_path)
     out = out or default_out(ladder_path)
-    runs = expand_runs(ladder)
     jobs = jobs_of(ladder, runs, out)
     if dry_run:
         for job in jobs:
@@ -71,15 +89,15 @@ def ablate(
             )
 
         run_jobs(ladder, jobs, jobs_at_once, report)
-    write_report(ladder_path, out)
+    write_report(ladder_path, out, selection)
     return len(failed)
 
 
-def write_report(ladder_path: Path, out: Path) -> None:
+def write_report(ladder_path: Path, out: Path, selection: Selection = Selection()) -> None:
     """ablation.json, ablation.md and ablation.png from the finished runs in `out`."""
-    ladder = load_ladder(ladder_path)
-    results = collect(ladder, expand_runs(ladder), out)
-    command = f"python tools/ablate.py {ladder_path}"
+    ladder, runs = selection.apply(ladder_path)
+    results = collect(ladder, runs, out)
+    command = f"python tools/ablate.py {ladder_path}{selection.arguments()}"
     if out != default_out(ladder_path):
         command += f" --out {out}"
     out.mkdir(parents=True, exist_ok=True)

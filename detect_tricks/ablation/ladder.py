@@ -35,6 +35,7 @@ class Ladder:
     common: list[str] = field(default_factory=list)  # overrides of every run
     kinds: tuple[str, ...] = LADDER_KINDS
     metric: str = ""  # the headline metric: AP (det) or top1 (cls) unless given
+    last: tuple[str, ...] = ()  # overrides after the switches' (the command line's --set)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -47,7 +48,7 @@ class Run:
 
     name: str
     switches: tuple[str, ...]  # the switches it turns on
-    overrides: tuple[str, ...]  # the ladder's common overrides, then the switches'
+    overrides: tuple[str, ...]  # the ladder's common overrides, the switches', then `last`
 
 
 def load_ladder(path: str | Path) -> Ladder:
@@ -109,8 +110,19 @@ def expand_runs(ladder: Ladder) -> list[Run]:
         overrides = list(ladder.common)
         for switch in on:
             overrides += ladder.switches[switch]
-        runs.append(Run(name, on, tuple(overrides)))
+        runs.append(Run(name, on, tuple(overrides) + ladder.last))
     return runs
+
+
+def select_runs(runs: list[Run], names: list[str]) -> list[Run]:
+    """The named runs (all when `names` is empty), always with `baseline` and `all`, which
+    every difference is taken from."""
+    known = [r.name for r in runs]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"--runs: unknown run(s) {', '.join(unknown)}; the ladder has {known}")
+    wanted = {"baseline", "all", *names}
+    return [r for r in runs if not names or r.name in wanted]
 
 
 def plan_of(ladder: Ladder, runs: list[Run]) -> dict[str, Any]:

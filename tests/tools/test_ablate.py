@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from tool_helpers import ROOT, run_tool
 
+from detect_tricks.ablation.command import Selection
 from detect_tricks.ablation.ladder import expand_runs, load_ladder
 from detect_tricks.ablation.runner import Job, check_plan, job_command, jobs_of
 from detect_tricks.ablation.stats import paired_difference, summarize, t_quantile_975
@@ -168,3 +169,14 @@ def test_dry_run_prints_the_commands_and_trains_nothing(tmp_path, ladder_file):
     assert len(lines) == 7 * 3
     assert lines[0].startswith("baseline seed 0: ") and str(ROOT / "tools") in lines[0]
     assert not out.exists()
+
+
+def test_command_line_overrides_come_last_and_runs_can_be_chosen(ladder_file):
+    ladder, runs = Selection(("x.b=9",), ("all-a",)).apply(ladder_file)
+    assert [r.name for r in runs] == ["baseline", "all", "all-a"]
+    by_name = {r.name: r for r in runs}
+    assert by_name["all"].overrides[-2:] == ("x.c=[1, 2]", "x.b=9")  # after the switch's x.b=2
+    assert by_name["baseline"].overrides == ("train.epochs=1", "x.b=9")
+    assert Selection(("x.b=9",), ("all-a",)).arguments() == " --set x.b=9 --runs all-a"
+    with pytest.raises(ConfigError, match="--runs: unknown run"):
+        Selection((), ("nope",)).apply(ladder_file)

@@ -173,7 +173,7 @@ def test_dry_run_prints_the_commands_and_trains_nothing(tmp_path, ladder_file):
 
 def test_command_line_overrides_come_last_and_runs_can_be_chosen(ladder_file):
     ladder, runs = Selection(("x.b=9",), ("all-a",)).apply(ladder_file)
-    assert [r.name for r in runs] == ["baseline", "all", "all-a"]
+    assert ladder.last == ("x.b=9",) and [r.name for r in runs] == ["baseline", "all", "all-a"]
     by_name = {r.name: r for r in runs}
     assert by_name["all"].overrides[-2:] == ("x.c=[1, 2]", "x.b=9")  # after the switch's x.b=2
     assert by_name["baseline"].overrides == ("train.epochs=1", "x.b=9")

@@ -1,4 +1,4 @@
-"""YOLOv3 target assignment and box coding (GluonCV `yolo_target.py`, DESIGN.md §3).
+"""YOLOv3 target assignment and box coding (GluonCV `yolo_target.py`, docs/design.md §3).
 
 Predictions of all levels are handled flattened: index `n` of `(B, N, 5 + C)` runs over
 levels (stride 8 first), then anchors, rows and columns. A `Grid` gives, per index, the

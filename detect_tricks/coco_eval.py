@@ -1,7 +1,7 @@
 """COCO box evaluation: detections -> COCO results JSON -> the twelve COCOeval stats.
 
 Results use the dataset's own category ids and `[x, y, w, h]` boxes in original-image
-pixels (DESIGN.md §2). pycocotools' `COCOeval` is the reference; `faster_coco_eval`
+pixels (docs/design.md §2). pycocotools' `COCOeval` is the reference; `faster_coco_eval`
 (an optional extra) gives the same twelve numbers several times faster on large sets.
 """
 
@@ -160,7 +160,7 @@ def evaluate_results(
     source: str = "detections",
     skip_bad: bool = False,
 ) -> dict[str, Any]:
-    """The twelve COCO stats (names of DESIGN.md §2), `per_class` AP and the printed table.
+    """The twelve COCO stats (names of docs/design.md §2), `per_class` AP and the printed table.
 
     Empty results give zeros, not a crash. With `skip_bad`, unsound results are left out
     and a warning counts them (see `check_results`).

@@ -1,4 +1,4 @@
-"""Loss functions of both tasks, each with an exact test against DESIGN.md.
+"""Loss functions of both tasks, each with an exact test against docs/design.md §3-4.
 
 Classification (Bag of Tricks): label-smoothed and soft-target cross-entropy (§5.2),
 distillation (§5.3). Detection (Bag of Freebies): the YOLOv3 loss with sigmoid label

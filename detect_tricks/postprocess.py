@@ -1,6 +1,6 @@
 """From raw YOLOv3 outputs to detections: decode, score, top-k, class-wise NMS, rescale.
 
-GluonCV's evaluation settings (DESIGN.md §3): score `sigmoid(obj) * sigmoid(cls)` per
+GluonCV's evaluation settings (docs/design.md §3): score `sigmoid(obj) * sigmoid(cls)` per
 class, threshold 0.01, the 400 best (box, class) pairs kept before NMS, class-wise NMS
 at IoU 0.45 (torchvision `batched_nms`), at most 100 detections per image.
 """

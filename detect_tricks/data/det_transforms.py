@@ -1,6 +1,6 @@
 """Detection transforms that move boxes with the pixels: the GluonCV YOLOv3 presets.
 
-Training, in GluonCV's order (`YOLO3DefaultTrainTransform`, DESIGN.md §3): colour jitter
+Training, in GluonCV's order (`YOLO3DefaultTrainTransform`, docs/design.md §3): colour jitter
 (brightness +-32, contrast and saturation in [0.5, 1.5], hue +-18 OpenCV hue units, i.e.
 +-36 degrees, each p=0.5),
 random expand (p=0.5, canvas up to 4x filled with the mean colour), SSD random crop with

@@ -1,4 +1,4 @@
-"""The run directory contract (DESIGN.md §2) and the files rank 0 writes into it.
+"""The run directory contract (docs/design.md §2) and the files rank 0 writes into it.
 
 config.yaml            the resolved config
 metrics.jsonl          one object per logged training step

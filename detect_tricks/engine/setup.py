@@ -43,7 +43,7 @@ def configure_device(device: torch.device) -> None:
     """CPU: flush denormal floats to zero.
 
     Random-init training with BCE losses produced denormals on this machine's CPU and
-    made some steps 10x slower (DESIGN.md §6); flushing them costs no accuracy.
+    made some steps 10x slower (docs/design.md §6); flushing them costs no accuracy.
     """
     if device.type == "cpu":
         torch.set_flush_denormal(True)

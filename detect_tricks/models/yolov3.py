@@ -1,6 +1,6 @@
 """YOLOv3 neck and head over any backbone with three taps at strides 8, 16 and 32.
 
-As GluonCV's `YOLOV3` (the Bag of Freebies model, DESIGN.md §3): from the deepest tap
+As GluonCV's `YOLOV3` (the Bag of Freebies model, docs/design.md §3): from the deepest tap
 up, a detection block of five alternating 1x1/3x3 convs (head channels 512/256/128 for
 ResNet-50, scaled by the width multiplier), a 3x3 "tip" conv and a 1x1 output conv per
 level; a 1x1 transition conv, 2x nearest upsampling and a concatenation with the next
@@ -8,7 +8,7 @@ tap. Every conv but the outputs is Conv-BN-LeakyReLU(0.1).
 
 The model returns raw logits per level, `(B, 3, H, W, 5 + C)`: `tx, ty, tw, th,
 objectness, classes`. Target assignment, loss and decoding live in `assign.py`,
-`losses.py` and `detect.py`.
+`losses.py` and `postprocess.py`.
 
 One deviation from GluonCV, for stable starts from random heads: the objectness bias
 starts at `log(0.01 / 0.99)` (the prior of Lin et al. 2017, also used by YOLOv5), so

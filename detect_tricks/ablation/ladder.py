@@ -20,7 +20,7 @@ from detect_tricks.config import ConfigError, parse_yaml
 
 LADDER_KINDS = ("leave_one_out", "stacked")
 METRICS = {"det": ("AP", "AP50", "AP75"), "cls": ("top1", "top5")}
-TOOLS = {"det": "train_det.py", "cls": "train_cls.py"}
+TOOLS = {"det": "detect_tricks.commands.train_det", "cls": "detect_tricks.commands.train_cls"}
 
 
 @dataclass(frozen=True)

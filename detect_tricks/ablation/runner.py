@@ -1,7 +1,7 @@
 """Training a ladder: one training-tool process per (run, seed), resumable.
 
-Each job is the training tool a user would run by hand (`tools/train_det.py` or
-`tools/train_cls.py`) in `<out>/<run>/seed<k>/`, so its run directory, log and
+Each job is the training command a user would run by hand (`tools/train_det.py` or
+`tools/train_cls.py`, run as its module) in `<out>/<run>/seed<k>/`, so its run directory, log and
 checkpoints are the usual ones. A job whose `summary.json` says finished is skipped; one
 with a checkpoint is resumed with `--resume`; any other starts afresh. The ladder's plan
 (base config text, seeds, each run's overrides) is stored in `<out>/plan.json`, and a
@@ -23,8 +23,6 @@ from pathlib import Path
 
 from detect_tricks.ablation.ladder import TOOLS, Ladder, Run, plan_differences, plan_of
 from detect_tricks.config import ConfigError
-
-TOOLS_DIR = Path(__file__).resolve().parents[2] / "tools"
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ def jobs_of(ladder: Ladder, runs: list[Run], out: Path) -> list[Job]:
 
 def job_command(ladder: Ladder, job: Job, python: str = sys.executable) -> list[str]:
     """The training command of `job` in its current state."""
-    tool = [python, str(TOOLS_DIR / TOOLS[ladder.task])]
+    tool = [python, "-m", TOOLS[ladder.task]]
     if job.state() == "interrupted":
         return [*tool, "--out", str(job.directory), "--resume"]
     overrides = [*job.run.overrides, f"train.seed={job.seed}"]

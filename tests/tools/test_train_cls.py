@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tool_helpers import load_tool, run_tool, train_in_process
+from tool_helpers import run_tool, train_in_process
 
+from detect_tricks.commands import train_cls
 from detect_tricks.config import ClsConfig
 from detect_tricks.engine.checkpoint import load_checkpoint
 from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
-
-train_cls = load_tool("train_cls")
 
 
 @pytest.fixture(scope="module")

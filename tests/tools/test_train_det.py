@@ -10,15 +10,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tool_helpers import load_tool, run_tool, train_in_process
+from tool_helpers import run_tool, train_in_process
 
 from detect_tricks.coco_eval import STAT_NAMES
+from detect_tricks.commands import train_det
 from detect_tricks.config import DetConfig
 from detect_tricks.detector import Detector
 from detect_tricks.engine.checkpoint import load_checkpoint
 from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
-
-train_det = load_tool("train_det")
 
 
 def _train_in_process(config_file: Path, out: Path, overrides: list[str]) -> RunDirectory:

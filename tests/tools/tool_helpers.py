@@ -1,14 +1,12 @@
-"""Helpers for the tool tests: run a tool as a subprocess, import a tool's functions."""
+"""Helpers for the tool tests: run a tool as a subprocess, train in this process."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 from detect_tricks.config import load_config
 from detect_tricks.engine.distributed import DistContext
@@ -16,14 +14,6 @@ from detect_tricks.engine.progress import setup_logging
 from detect_tricks.engine.run_dir import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_tool(name: str) -> ModuleType:
-    """Import tools/<name>.py as a module (the tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_tool(*args: str, torchrun: int = 0, timeout: int = 300) -> subprocess.CompletedProcess:

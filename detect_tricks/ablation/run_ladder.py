@@ -1,4 +1,4 @@
-"""`tools/ablate.py`: expand a ladder, train what is missing, write the report."""
+"""Run a ladder: expand it, train what is missing, write the report (`tools/ablate.py`)."""
 
 from __future__ import annotations
 

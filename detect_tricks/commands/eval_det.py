@@ -1,0 +1,138 @@
+"""COCO box evaluation of a trained detector (at one or more sizes) or of a results file.
+
+    python tools/eval_det.py --checkpoint runs/yolov3_r18d_fruit_bof/checkpoints/best.pt
+    python tools/eval_det.py --checkpoint best.pt --sizes 320 416 608
+    python tools/eval_det.py --checkpoint best.pt --ann val.json --images val_images/
+    python tools/eval_det.py --ann instances_val2017.json --results detections.json
+
+Prints the COCOeval table and per-class AP, and writes the twelve stats (AP, AP50, AP75,
+APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl) and per-class AP as JSON to --out
+(default: beside the checkpoint or the results file), per size when several are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from detect_tricks.coco_eval import (
+    BACKENDS,
+    STAT_NAMES,
+    evaluate_results,
+    load_ground_truth,
+    read_results,
+)
+from detect_tricks.config import DetConfig, config_from_dict
+from detect_tricks.data.coco import CocoDetection
+from detect_tricks.data.detection import DetectionEvalSet, collate_detection
+from detect_tricks.detection import build_sources, collect_results, nms_settings
+from detect_tricks.detector import Detector
+from detect_tricks.engine.checkpoint import load_checkpoint
+from detect_tricks.engine.cli import run_tool
+from detect_tricks.engine.distributed import DistContext
+from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
+from detect_tricks.engine.setup import build_eval_loader, configure_device
+
+logger = logging.getLogger(LOGGER_NAME)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", type=Path, help="a checkpoint of tools/train_det.py")
+    parser.add_argument("--results", type=Path, help="a COCO results JSON to evaluate instead")
+    parser.add_argument("--ann", type=Path, help="ground-truth COCO JSON (default: the run's val)")
+    parser.add_argument("--images", type=Path, help="images of --ann (with --checkpoint)")
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="with --results: leave out (and count) detections with a NaN score or box, "
+        "instead of stopping at the first",
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", help="input sizes (default: data.size)")
+    parser.add_argument("--out", type=Path, help="JSON file for the stats")
+    parser.add_argument("--backend", choices=BACKENDS, default="pycocotools")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    args = parser.parse_args()
+    if (args.checkpoint is None) == (args.results is None):
+        parser.error("give either --checkpoint or --results (with --ann)")
+    if args.results is not None and args.ann is None:
+        parser.error("--results needs --ann, the ground truth it is evaluated against")
+    if (args.ann is None) != (args.images is None) and args.checkpoint is not None:
+        parser.error("with --checkpoint, --ann and --images go together")
+    return args
+
+
+def report(title: str, stats: dict) -> None:
+    logger.info("%s\n%s", title, stats["table"].rstrip())
+    per_class = [f"{name} {ap:.3f}" for name, ap in stats["per_class"].items() if ap is not None]
+    logger.info("per-class AP: %s", ", ".join(per_class))
+
+
+def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, dict]:
+    detector = Detector.from_checkpoint(args.checkpoint, device=args.device)
+    checkpoint = load_checkpoint(args.checkpoint)
+    cfg = config_from_dict(checkpoint["config"], DetConfig, source=str(args.checkpoint))
+    if args.ann is not None:
+        source = CocoDetection(args.ann, args.images)
+    else:
+        _, source = build_sources(cfg.data)
+    if source.class_names != detector.class_names:
+        logger.warning(
+            "the classes of %s (%s) differ from the model's (%s)",
+            source.source,
+            source.class_names,
+            detector.class_names,
+        )
+    ctx = DistContext(device=detector.device)
+    configure_device(ctx.device)
+    gt = load_ground_truth(source.ground_truth, args.backend)
+    by_size = {}
+    for size in args.sizes or [detector.size]:
+        dataset = DetectionEvalSet(source, size)
+        loader = build_eval_loader(dataset, args.batch_size, args.workers, collate_detection, ctx)
+        results = collect_results(
+            detector.model, loader, ctx, source.category_ids, nms_settings(cfg.eval)
+        )
+        stats = evaluate_results(gt, results, args.backend, source=str(args.checkpoint))
+        report(f"{args.checkpoint} at {size} px on {source.source}:", stats)
+        by_size[str(size)] = stats
+    return by_size
+
+
+def run() -> None:
+    args = parse_args()
+    setup_logging(None, is_main=True)
+    if args.results is not None:
+        gt = load_ground_truth(args.ann, args.backend)
+        results = read_results(args.results)
+        stats = evaluate_results(gt, results, args.backend, str(args.results), args.skip_bad)
+        report(f"{args.results} against {args.ann}:", stats)
+        by_size = {"results": stats}
+        default_out = args.results.with_name(f"{args.results.stem}_stats.json")
+    else:
+        by_size = evaluate_checkpoint(args)
+        default_out = args.checkpoint.with_name(f"eval_{args.checkpoint.stem}.json")
+    summary = {
+        key: {**{name: stats[name] for name in STAT_NAMES}, "per_class": stats["per_class"]}
+        for key, stats in by_size.items()
+    }
+    if len(summary) == 1:
+        summary = next(iter(summary.values()))
+    out = args.out or default_out
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    logger.info("wrote %s", out)
+
+
+def main() -> None:
+    """`detect-tricks eval-det` and `python tools/eval_det.py`: one-line errors."""
+    run_tool(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""`detect-tricks <command>`: the installed entry point runs the same code as tools/*.py."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from tool_helpers import ROOT, run_tool
+
+from detect_tricks.commands.main import COMMANDS
+
+
+def test_help_lists_every_command_with_its_summary():
+    result = subprocess.run(
+        [sys.executable, "-m", "detect_tricks.commands.main", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    listed = [line.split()[0] for line in result.stdout.splitlines()[2:] if line.strip()]
+    assert listed == list(COMMANDS)
+    assert "train-det  Train YOLOv3 on a ResNet backbone" in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_and_its_tool_answer_help(name):
+    tool = ROOT / "tools" / f"{name.replace('-', '_')}.py"
+    assert tool.is_file(), f"{name} has no tools/ entry point"
+    by_tool = run_tool(str(tool.relative_to(ROOT)), "--help")
+    by_command = subprocess.run(
+        [sys.executable, "-m", "detect_tricks.commands.main", name, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert by_tool.returncode == by_command.returncode == 0, by_command.stderr
+    # The same parser: the same description and options after the usage lines (which
+    # wrap by the program's name).
+    assert by_command.stdout.startswith(f"usage: detect-tricks {name} ")
+    assert by_command.stdout.split("\n\n", 1)[1] == by_tool.stdout.split("\n\n", 1)[1]
+
+
+def test_an_unknown_command_is_one_line_with_a_suggestion():
+    result = subprocess.run(
+        [sys.executable, "-m", "detect_tricks.commands.main", "train-dett"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "error: unknown command 'train-dett'. Did you mean 'train-det'?"
+    )
+
+
+def test_the_console_script_is_installed():
+    script = shutil.which("detect-tricks", path=str(ROOT / ".venv" / "bin")) or shutil.which(
+        "detect-tricks"
+    )
+    if script is None:
+        pytest.skip("the package is not installed with its scripts (pip install -e .)")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "ablate" in result.stdout

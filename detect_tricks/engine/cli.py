@@ -23,7 +23,7 @@ from detect_tricks.engine.checkpoint import CheckpointError, load_checkpoint
 from detect_tricks.engine.distributed import DistContext
 from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
 from detect_tricks.engine.run_dir import RunDirectory, RunDirectoryError
-from detect_tricks.engine.trainer import NonFiniteLossError
+from detect_tricks.engine.trainer import CHECKPOINT_FORMAT, NonFiniteLossError
 from detect_tricks.models.weights import WeightsError
 
 C = TypeVar("C")
@@ -76,8 +76,16 @@ def resolve_config(args: argparse.Namespace, cls: type[C]) -> tuple[C, Path, dic
     if args.out is None and args.config is None:
         raise ConfigError("--resume needs --out (the run directory) or the run's --config")
     out = args.out or Path("runs") / args.config.stem
-    checkpoint = load_checkpoint(RunDirectory(out).last)
-    source = f"the config stored in {RunDirectory(out).last}"
+    last = RunDirectory(out).last
+    checkpoint = load_checkpoint(last)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT or not isinstance(
+        checkpoint.get("config"), dict
+    ):
+        raise CheckpointError(
+            f"--resume: {last} is not a detect_tricks training checkpoint (format "
+            f"{checkpoint.get('format')!r}, expected {CHECKPOINT_FORMAT!r} with its config)"
+        )
+    source = f"the config stored in {last}"
     cfg = config_from_dict(checkpoint["config"], cls, args.overrides, source=source)
     if args.config is not None:
         differing = config_diff(load_config(args.config, cls, args.overrides), cfg)

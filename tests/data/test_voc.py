@@ -91,29 +91,3 @@ def test_voc2coco_reproduces_the_shared_raccoon_json(tmp_path):
     expected = sorted((name_of[a["image_id"]], a["bbox"]) for a in theirs["annotations"])
     our_names = {i["id"]: i["file_name"] for i in ours["images"]}
     assert sorted((our_names[a["image_id"]], a["bbox"]) for a in ours["annotations"]) == expected
-
-
-def test_difficult_written_as_true_or_false_is_read(tmp_path):
-    root = _voc(
-        tmp_path, {"a": (50, 40, [("dog", "true", (5, 5, 20, 30)), ("dog", "False", (1, 1, 9, 9))])}
-    )
-    annotations = voc_to_coco(root, "train")["annotations"]
-    assert [a["difficult"] for a in annotations] == [1, 0]
-    assert [a["iscrowd"] for a in annotations] == [1, 0]
-
-
-@pytest.mark.parametrize(
-    ("difficult", "box", "message"),
-    [
-        ("yes", (5, 5, 20, 30), "object 0 <difficult> must be 0 or 1, got 'yes'"),
-        (0, ("8.5px", 5, 20, 30), "object 0 <bndbox/xmin> must be a number, got '8.5px'"),
-        (0, (5, 5, "nan", 30), "object 0 <bndbox/xmax> must be a number, got 'nan'"),
-    ],
-)
-def test_a_bad_value_is_an_error_naming_the_xml_the_object_and_the_text(
-    tmp_path, difficult, box, message
-):
-    root = _voc(tmp_path, {"a": (50, 40, [("dog", difficult, box)])})
-    with pytest.raises(DatasetError) as err:
-        voc_to_coco(root, "train")
-    assert str(root / "Annotations" / "a.xml") in str(err.value) and message in str(err.value)

@@ -1,0 +1,1 @@
+"""The robustness suite (see conftest.py)."""

@@ -7,7 +7,9 @@ proxy scale). It expands into runs, as in the Bag of Freebies paper's tables:
 - `baseline`: the base config;
 - `all`: every switch on;
 - `all-<switch>`: every switch but one (leave-one-out: what that switch adds to the rest);
-- `+<s1>`, `+<s1>+<s2>`, ...: the stacked ladder, switches added in the file's order.
+- `+<s1>`, `+<s1>+<s2>`, ...: the stacked ladder, switches added in the file's order;
+- `+<switch>` for every switch (add-one: what a switch does on its own, when the others
+  together hide it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 
 from detect_tricks.config import ConfigError, parse_yaml
 
-LADDER_KINDS = ("leave_one_out", "stacked")
+LADDER_KINDS = ("leave_one_out", "stacked", "add_one")
+DEFAULT_KINDS = ("leave_one_out", "stacked")  # the papers' tables
 METRICS = {"det": ("AP", "AP50", "AP75"), "cls": ("top1", "top5")}
 TOOLS = {"det": "detect_tricks.commands.train_det", "cls": "detect_tricks.commands.train_cls"}
 
@@ -33,7 +36,7 @@ class Ladder:
     switches: dict[str, list[str]]  # name -> overrides that turn it on, in ladder order
     seeds: list[int]
     common: list[str] = field(default_factory=list)  # overrides of every run
-    kinds: tuple[str, ...] = LADDER_KINDS
+    kinds: tuple[str, ...] = DEFAULT_KINDS
     metric: str = ""  # the headline metric: AP (det) or top1 (cls) unless given
     last: tuple[str, ...] = ()  # overrides after the switches' (the command line's --set)
 
@@ -88,7 +91,7 @@ def load_ladder(path: str | Path) -> Ladder:
     )
     common = raw.get("set", [])
     need(isinstance(common, list) and all(isinstance(o, str) for o in common), "set", "a list")
-    kinds = raw.get("ladders", list(LADDER_KINDS))
+    kinds = raw.get("ladders", list(DEFAULT_KINDS))
     need(isinstance(kinds, list) and set(kinds) <= set(LADDER_KINDS), "ladders", "a subset")
     metric = raw.get("metric", METRICS[task][0])
     need(metric in METRICS[task], "metric", f"one of {METRICS[task]}")
@@ -103,8 +106,9 @@ def expand_runs(ladder: Ladder) -> list[Run]:
     if "leave_one_out" in ladder.kinds and len(names) > 1:
         chosen += [(f"all-{n}", tuple(m for m in names if m != n)) for n in names]
     if "stacked" in ladder.kinds:
-        # The last rung is `all`; the first is also a leave-one-out complement's opposite.
         chosen += [("+" + "+".join(names[:k]), tuple(names[:k])) for k in range(1, len(names))]
+    if "add_one" in ladder.kinds and len(names) > 1:
+        chosen += [(f"+{n}", (n,)) for n in names if f"+{n}" not in dict(chosen)]
     runs = []
     for name, on in chosen:
         overrides = list(ladder.common)

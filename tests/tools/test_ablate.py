@@ -51,6 +51,14 @@ def test_the_ladder_expands_into_baseline_all_leave_one_out_and_stacked_runs(lad
     assert runs["+a+b"].overrides == ("train.epochs=1", "x.a=1", "x.b=2", "x.bb=3")
 
 
+def test_add_one_runs_each_switch_alone_once(tmp_path, ladder_file):
+    base = load_ladder(ladder_file).base
+    both = write_ladder(tmp_path / "both.yaml", base, ladders="[stacked, add_one]")
+    runs = {r.name: r for r in expand_runs(load_ladder(both))}
+    assert list(runs) == ["baseline", "all", "+a", "+a+b", "+b", "+c"]  # +a is in both
+    assert runs["+c"].overrides == ("train.epochs=1", "x.c=[1, 2]")
+
+
 def test_ladder_kinds_can_be_chosen(tmp_path, ladder_file):
     base = load_ladder(ladder_file).base
     only = write_ladder(tmp_path / "loo.yaml", base, ladders="[leave_one_out]")

@@ -99,6 +99,19 @@ class Detector:
             resolve_device(device),
         )
 
+    @classmethod
+    def from_onnx(cls, path: str | Path, score_threshold: float | None = None) -> Detector:
+        """A detector from a file of `tools/export_det.py`, run by onnxruntime on the CPU
+        with the same decoding, NMS and `predict` as the PyTorch model."""
+        from detect_tricks.export import OnnxYOLOv3
+
+        model = OnnxYOLOv3(path)
+        meta = model.metadata
+        settings = NMSSettings(**meta["nms"])
+        if score_threshold is not None:
+            settings = dataclasses.replace(settings, score_threshold=score_threshold)
+        return cls(model, meta["class_names"], meta["category_ids"], meta["size"], settings)
+
     def predict(
         self, images: ImageInput | list[ImageInput], bgr: bool = False, batch_size: int = 8
     ) -> list[dict[str, np.ndarray | list[str]]]:

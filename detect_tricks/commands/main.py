@@ -21,6 +21,7 @@ COMMANDS = {
     "infer-det": "detect_tricks.commands.infer_det",
     "train-cls": "detect_tricks.commands.train_cls",
     "eval-cls": "detect_tricks.commands.eval_cls",
+    "export": "detect_tricks.commands.export_det",
     "voc2coco": "detect_tricks.commands.voc2coco",
     "ablate": "detect_tricks.commands.ablate",
 }

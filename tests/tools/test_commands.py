@@ -27,7 +27,7 @@ def test_help_lists_every_command_with_its_summary():
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_each_command_and_its_tool_answer_help(name):
-    tool = ROOT / "tools" / f"{name.replace('-', '_')}.py"
+    tool = ROOT / "tools" / f"{COMMANDS[name].rsplit('.', 1)[1]}.py"
     assert tool.is_file(), f"{name} has no tools/ entry point"
     by_tool = run_tool(str(tool.relative_to(ROOT)), "--help")
     by_command = subprocess.run(

@@ -18,6 +18,7 @@ from detect_tricks.config import DetConfig
 from detect_tricks.detector import Detector
 from detect_tricks.engine.checkpoint import load_checkpoint
 from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
+from detect_tricks.export import OnnxYOLOv3, detector_metadata, export_onnx, largest_difference
 
 
 def _train_in_process(config_file: Path, out: Path, overrides: list[str]) -> RunDirectory:
@@ -185,6 +186,37 @@ def test_a_ground_truth_that_is_not_json_is_one_line_naming_it(tmp_path):
     assert out.returncode == 2 and out.stderr.strip() == (
         f"error: {ann} is not valid JSON (line 1, column 1: Expecting value)"
     )
+
+
+def test_export_to_onnx_matches_pytorch_and_predicts_the_same(baseline, coco, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the optional extra 'export' is not installed")
+    images = [str(coco / "images" / f"val_{i}.png") for i in range(3)]
+    out = tmp_path / "model.onnx"
+    args = ["--checkpoint", str(baseline.best), "--out", str(out), "--dynamic", "--images"]
+    result = run_tool("tools/export_det.py", *args, *images)
+    assert result.returncode == 0, result.stderr[-2000:]
+    reported = float(result.stdout.split("differ from PyTorch's by at most ")[1].split()[0])
+    assert reported < 1e-4  # the README's stated tolerance
+
+    from_torch = Detector.from_checkpoint(baseline.best, device="cpu", score_threshold=0.0)
+    from_onnx = Detector.from_onnx(out, score_threshold=0.0)
+    assert from_onnx.class_names == from_torch.class_names and from_onnx.size == 64
+    for a, b in zip(from_torch.predict(images), from_onnx.predict(images), strict=True):
+        # This barely trained model scores many boxes alike, so NMS may keep a different
+        # one of two near-equal boxes: the scores agree, and the best detection.
+        assert len(a["scores"]) == len(b["scores"]) > 0
+        np.testing.assert_allclose(np.sort(a["scores"]), np.sort(b["scores"]), atol=1e-5)
+        best_a, best_b = a["scores"].argmax(), b["scores"].argmax()
+        np.testing.assert_allclose(a["boxes"][best_a], b["boxes"][best_b], atol=1e-3)
+        assert a["labels"][best_a] == b["labels"][best_b]
+
+    # A static file (batch 1, the training size) at another size, checked in process.
+    static = tmp_path / "static.onnx"
+    model = from_torch.model
+    meta = detector_metadata(model, ["red", "blue"], [1, 5], 96, from_torch.settings)
+    export_onnx(model, static, 96, meta)
+    batch = torch.rand(2, 3, 96, 96)
+    assert largest_difference(model, OnnxYOLOv3(static), batch, dynamic=False) < 1e-4
 
 
 def test_two_processes_under_torchrun(config_file, tmp_path):

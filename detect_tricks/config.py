@@ -124,6 +124,7 @@ class TrainConfig:
     workers: int = 4  # data-loading processes per training process
     log_interval: int = 20  # iterations between metrics.jsonl lines
     checkpoint_interval: int = 0  # iterations between extra checkpoints; 0: each epoch only
+    tensorboard: bool = False  # also write the logged scalars to <run>/tb/ (needs tensorboard)
 
     def __post_init__(self) -> None:
         _require(self.epochs > 0, "train.epochs", "> 0", self.epochs)

@@ -40,7 +40,13 @@ def launch(config_cls: type[C], train: TrainFunction, description: str) -> None:
     args = train_arg_parser(description).parse_args()
     cfg, out, checkpoint = resolve_config(args, config_cls)
     with distributed_job(cfg.train.device) as ctx:
-        train(cfg, open_run_directory(out, args, ctx), ctx, checkpoint)
+        run = open_run_directory(out, args, ctx)
+        if cfg.train.tensorboard:
+            run.open_tensorboard()
+        try:
+            train(cfg, run, ctx, checkpoint)
+        finally:
+            run.close()
 
 
 def require_num_classes(configured: int, names: list[str], source: str) -> None:

@@ -5,6 +5,7 @@ metrics.jsonl          one object per logged training step
 eval.jsonl             one object per evaluation
 summary.json           final and best metrics, epochs, iterations, images, seconds
 log.txt                everything that was printed
+tb/                    TensorBoard events of the same numbers (train.tensorboard: true)
 checkpoints/last.pt    the latest checkpoint; best.pt the best by the eval metric
 plots/                 curves and pictures
 """
@@ -37,6 +38,8 @@ class RunDirectory:
         self.last = self.checkpoints / "last.pt"
         self.best = self.checkpoints / "best.pt"
         self.plots = self.root / "plots"
+        self.tensorboard_dir = self.root / "tb"
+        self._tensorboard: Any = None
 
     def prepare(self, resume: bool, overwrite: bool = False) -> None:
         """Create the folders; refuse to start a new run on top of an existing one.
@@ -80,6 +83,25 @@ class RunDirectory:
                 f"({err.filename}); choose another --out"
             ) from err
 
+    def open_tensorboard(self) -> None:
+        """Also write every number of `metrics.jsonl` (as `train/<key>`) and `eval.jsonl`
+        (as `eval/<key>`) to TensorBoard event files in `tb/`, at their iteration."""
+        if not self.writes:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            raise RunDirectoryError(
+                "train.tensorboard needs the tensorboard package: pip install tensorboard"
+            ) from err
+        self._tensorboard = SummaryWriter(str(self.tensorboard_dir))
+
+    def close(self) -> None:
+        """Flush and close the TensorBoard writer, if any."""
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
+
     def write_config(self, cfg: Any) -> None:
         if self.writes:
             dump_config(cfg, self.config)
@@ -104,9 +126,16 @@ class RunDirectory:
                 path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:
-        if self.writes:
-            with open(path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+        if not self.writes:
+            return
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tensorboard is not None:
+            prefix = "eval" if path == self.evals else "train"
+            for key, value in record.items():
+                if key not in ("epoch", "iter") and isinstance(value, (int, float)):
+                    self._tensorboard.add_scalar(f"{prefix}/{key}", value, record["iter"])
+            self._tensorboard.flush()
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

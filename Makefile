@@ -1,5 +1,6 @@
-# The README's commands. `make setup` builds .venv once and again only when
-# pyproject.toml changes (the stamp file), so later calls start at once.
+# The README's commands. `make setup` builds .venv once (with the exact tested versions
+# of constraints.txt) and again only when pyproject.toml or constraints.txt changes (the
+# stamp file), so later calls start at once.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,10 +10,10 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # Train, evaluate and show a detector on generated data (or DATA=path/to/coco_root).

@@ -89,20 +89,25 @@ def ablate(
             )
 
         run_jobs(ladder, jobs, jobs_at_once, report)
-    write_report(ladder_path, out, selection)
+    # The ladder as read at the start: the file may have been edited during the runs.
+    write_report(ladder, runs, out, report_command(ladder_path, out, selection))
     return len(failed)
 
 
-def write_report(ladder_path: Path, out: Path, selection: Selection = Selection()) -> None:
-    """ablation.json, ablation.md and ablation.png from the finished runs in `out`."""
-    ladder, runs = selection.apply(ladder_path)
-    results = collect(ladder, runs, out)
+def report_command(ladder_path: Path, out: Path, selection: Selection) -> str:
+    """The command that makes the report, as the report shows it."""
     command = f"python tools/ablate.py {ladder_path}{selection.arguments()}"
     if out != default_out(ladder_path):
         command += f" --out {out}"
+    return command
+
+
+def write_report(ladder: Ladder, runs: list[Run], out: Path, command: str) -> None:
+    """ablation.json, ablation.md and ablation.png from the finished runs in `out`."""
+    results = collect(ladder, runs, out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(
-        json.dumps({"ladder": str(ladder_path), "command": command, "runs": results}, indent=2)
+        json.dumps({"ladder": str(ladder.source), "command": command, "runs": results}, indent=2)
         + "\n"
     )
     (out / "ablation.md").write_text(markdown_table(ladder, results, command))

@@ -10,7 +10,7 @@ import pytest
 from tool_helpers import run_tool
 
 from detect_tricks.ablation.ladder import expand_runs, load_ladder
-from detect_tricks.ablation.run_ladder import Selection
+from detect_tricks.ablation.run_ladder import Selection, write_report
 from detect_tricks.ablation.runner import Job, check_plan, job_command, jobs_of
 from detect_tricks.ablation.stats import paired_difference, summarize, t_quantile_975
 from detect_tricks.config import ConfigError
@@ -191,3 +191,12 @@ def test_command_line_overrides_come_last_and_runs_can_be_chosen(ladder_file):
     assert Selection(("x.b=9",), ("all-a",)).arguments() == " --set x.b=9 --runs all-a"
     with pytest.raises(ConfigError, match="--runs: unknown run"):
         Selection((), ("nope",)).apply(ladder_file)
+
+
+def test_the_report_uses_the_ladder_read_at_the_start(tmp_path, ladder_file):
+    """A ladder file edited (here: removed) while its runs train does not break the report
+    written at their end."""
+    ladder, runs = Selection().apply(ladder_file)
+    ladder_file.unlink()
+    write_report(ladder, runs, tmp_path / "out", "python tools/ablate.py x.yaml")
+    assert "| all-b | 0 |" in (tmp_path / "out" / "ablation.md").read_text()

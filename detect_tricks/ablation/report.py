@@ -71,6 +71,12 @@ def markdown_table(ladder: Ladder, results: dict[str, Any], command: str) -> str
         "",
         f"Made by `{command}`. Base config `{ladder.base}`; every run also sets: "
         + (", ".join(f"`{o}`" for o in ladder.common) or "nothing")
+        + (
+            "; and after the switches, from the command line: "
+            + ", ".join(f"`{o}`" for o in ladder.last)
+            if ladder.last
+            else ""
+        )
         + f". Seeds {ladder.seeds}; final evaluation of each run.",
         f"Differences are in {metric}, seed-paired, with 95% intervals (Student's t); an "
         'interval that holds zero is "no measurable effect".',

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SHARED_DATA, needs_shared_data
+from shared_data import SHARED_DATA, needs_shared_data
 
 from detect_tricks.coco_eval import (
     STAT_NAMES,

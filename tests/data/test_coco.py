@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, needs_shared_data
 from PIL import Image
+from shared_data import SHARED_DATA, needs_shared_data
 
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.errors import DatasetError, ImageReadError

@@ -1,4 +1,5 @@
-"""Shared test settings: where `../shared/data` is, and a skip marker for when it is not."""
+"""Where `../shared/data` is, and a skip marker for tests that need it (imported by tests;
+not a conftest, so that the folders' own conftest.py files cannot shadow it)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ import contextlib
 import io
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from detect_tricks.data.coco import read_json
+from detect_tricks.data.coco import is_finite_number, read_json
 from detect_tricks.data.errors import DatasetError
 
 STAT_NAMES = (
@@ -137,20 +136,16 @@ def _result_problem(r: Any, images: set[int], categories: set[int]) -> str | Non
             f"names category_id {r['category_id']!r}, not one of the ground truth's "
             f"{sorted(categories)}"
         )
-    if not _finite_number(r["score"]):
+    if not is_finite_number(r["score"]):
         return f"has score {r['score']!r}; expected a finite number"
     box = r["bbox"]
     if (
-        not (isinstance(box, list) and len(box) == 4 and all(_finite_number(v) for v in box))
+        not (isinstance(box, list) and len(box) == 4 and all(is_finite_number(v) for v in box))
         or box[2] < 0
         or box[3] < 0
     ):
         return f"has bbox {box!r}; expected [x, y, width, height], finite, width and height >= 0"
     return None
-
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def evaluate_results(

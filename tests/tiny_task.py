@@ -70,6 +70,20 @@ def cross_entropy_objective(
     return {"loss": loss, "loss_cls": loss}
 
 
+def calls_then(at: int, action):
+    """The cross-entropy objective, running `action()` during its `at`-th call (1-based):
+    a signal, a crash or a kill at a chosen step."""
+    calls = {"n": 0}
+
+    def objective(model, images, labels, epoch):
+        calls["n"] += 1
+        if calls["n"] == at:
+            action()
+        return cross_entropy_objective(model, images, labels, epoch)
+
+    return objective
+
+
 def tiny_config(**train: object) -> ClsConfig:
     settings = {"epochs": 3, "batch_size": 8, "workers": 0, "log_interval": 2, **train}
     return ClsConfig(

@@ -56,7 +56,7 @@ def ablate(
         for job in jobs:
             finished = job.state() == "finished"
             shown = "skip (finished)" if finished else shlex.join(job_command(ladder, job))
-            print(f"{job.label}: {shown}")
+            logger.info("%s: %s", job.label, shown)
         return 0
     failed: list[JobResult] = []
     if not report_only:

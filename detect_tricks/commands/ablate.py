@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from detect_tricks.ablation.run_ladder import Selection, ablate
-from detect_tricks.engine.cli import run_tool
+from detect_tricks.engine.cli import add_set_argument, run_tool
 from detect_tricks.engine.progress import setup_logging
 
 
@@ -38,13 +38,8 @@ def run() -> None:
     parser.add_argument(
         "--report", action="store_true", help="only rewrite the report from finished runs"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key in every run, after the switches (e.g. train.epochs=32)",
+    add_set_argument(
+        parser, "override a config key in every run, after the switches (e.g. train.epochs=32)"
     )
     parser.add_argument(
         "--runs", default="", help="comma-separated runs to train (baseline and all always)"

@@ -233,7 +233,7 @@ class CocoDetection:
         if not isinstance(bbox, list) or len(bbox) != 4:
             self._bad(f"{where}: 'bbox' must be [x, y, width, height], got {bbox!r}")
             return None
-        if not all(_is_number(v) and math.isfinite(v) for v in bbox):
+        if not all(is_finite_number(v) for v in bbox):
             self._bad(f"{where}: 'bbox' must hold four finite numbers, got {bbox!r}")
             return None
         if ann.get("iscrowd", 0):
@@ -265,5 +265,6 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def is_finite_number(value: Any) -> bool:
+    """A JSON number (not a bool or a string) that is neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

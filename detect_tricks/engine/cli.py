@@ -55,15 +55,17 @@ def train_arg_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="start again in a run directory that has a run"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set optim.lr=0.01 (repeatable, values are YAML)",
+    add_set_argument(
+        parser, "override a config key, e.g. --set optim.lr=0.01 (repeatable, values are YAML)"
     )
     return parser
+
+
+def add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """`--set KEY=VALUE`, repeatable, collected in `args.overrides`."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text
+    )
 
 
 def resolve_config(args: argparse.Namespace, cls: type[C]) -> tuple[C, Path, dict | None]:

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 import torch
-from tiny_task import cross_entropy_objective, make_trainer, tiny_config
+from tiny_task import calls_then, cross_entropy_objective, make_trainer, tiny_config
 
 from detect_tricks.config import ClsConfig, load_config
 from detect_tricks.engine.checkpoint import load_checkpoint
@@ -34,19 +34,6 @@ def _assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
         assert torch.equal(state_a[name], state_b[name]), name
 
 
-def _calls_then(at: int, action):
-    """An objective that runs `action()` during its `at`-th call (1-based)."""
-    calls = {"n": 0}
-
-    def objective(model, images, labels, epoch):
-        calls["n"] += 1
-        if calls["n"] == at:
-            action()
-        return cross_entropy_objective(model, images, labels, epoch)
-
-    return objective
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """The reference: one run of 3 epochs with EMA, never stopped."""
@@ -59,7 +46,7 @@ def uninterrupted(tmp_path_factory):
 def test_signal_stop_then_resume_equals_uninterrupted(tmp_path, uninterrupted, workers):
     cfg = tiny_config(ema=True, workers=workers)
     # SIGTERM during step 8 (epoch 2): the loop finishes step 9, saves, and exits.
-    stop = _calls_then(8, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    stop = calls_then(8, lambda: os.kill(os.getpid(), signal.SIGTERM))
     first, status = _train(tmp_path, cfg, objective=stop)
     assert status == "interrupted"
     saved = load_checkpoint(first.run.last)
@@ -83,7 +70,7 @@ def test_crash_resumes_from_periodic_checkpoint(tmp_path, uninterrupted):
         raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _train(tmp_path, cfg, objective=_calls_then(11, crash))
+        _train(tmp_path, cfg, objective=calls_then(11, crash))
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["state"]["iteration"] == 8
     resumed, _ = _train(tmp_path, cfg, resume=True)
     _assert_same_state(resumed.parts.module, uninterrupted.parts.module)

@@ -14,21 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for tiny_task
 
-from tiny_task import cross_entropy_objective, make_trainer, tiny_config
+from tiny_task import calls_then, make_trainer, tiny_config
 
 from detect_tricks.engine.distributed import DistContext, distributed_job
-
-
-def objective_that(at_step: int, action):
-    calls = {"n": 0}
-
-    def objective(model, images, labels, epoch):
-        calls["n"] += 1
-        if calls["n"] == at_step:
-            action()
-        return cross_entropy_objective(model, images, labels, epoch)
-
-    return objective
 
 
 def wait_to_be_killed(out: Path) -> None:
@@ -45,11 +33,11 @@ def train(out: Path, ctx: DistContext, objective) -> None:
 def main() -> None:
     kind, out = sys.argv[1], Path(sys.argv[2])
     if kind == "train":
-        train(out, DistContext(), objective_that(11, lambda: wait_to_be_killed(out)))
+        train(out, DistContext(), calls_then(11, lambda: wait_to_be_killed(out)))
     else:
         with distributed_job("cpu") as ctx:
             die = (lambda: os._exit(3)) if ctx.rank == 1 else (lambda: None)
-            train(out, ctx, objective_that(3, die))
+            train(out, ctx, calls_then(3, die))
 
 
 if __name__ == "__main__":

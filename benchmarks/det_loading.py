@@ -23,8 +23,8 @@ from common import write_results
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.det_transforms import ssd_crop_window
 from detect_tricks.data.detection import DetectionTrainSet
+from detect_tricks.data.sampling import SampleKey
 from detect_tricks.data.synthetic import generate
-from detect_tricks.engine.sampling import SampleKey
 
 
 def ms_per_call(function, count: int) -> float:

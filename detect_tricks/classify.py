@@ -11,31 +11,32 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detect_tricks.config import ClsConfig, ClsDataConfig, ClsTricksConfig, config_from_dict
+from detect_tricks.config import ClsConfig, ClsTricksConfig, config_from_dict
 from detect_tricks.data.cls_transforms import (
     ClassificationEvalTransform,
     ClassificationTrainTransform,
 )
 from detect_tricks.data.folder import ImageFolderDataset
 from detect_tricks.data.mixup import mix_batch, sample_lambda
-from detect_tricks.engine.checkpoint import load_checkpoint
-from detect_tricks.engine.distributed import DistContext, all_reduce_sum
-from detect_tricks.engine.progress import LOGGER_NAME
 from detect_tricks.losses import distillation_loss, smoothed_targets, soft_cross_entropy
 from detect_tricks.models import build_classifier
 from detect_tricks.models.resnet import ResNet
 from detect_tricks.models.weights import load_weights
+from detect_tricks.utils.checkpoint import load_trained
+from detect_tricks.utils.distributed import DistContext, all_reduce_sum
 
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__name__)
 
 
-def build_datasets(cfg: ClsDataConfig) -> tuple[ImageFolderDataset, ImageFolderDataset]:
+def build_datasets(config: ClsConfig) -> tuple[ImageFolderDataset, ImageFolderDataset]:
     """The training and validation splits under `data.root`, sharing one class list."""
+    cfg = config.data
     root = Path(cfg.root)
     train = ImageFolderDataset(
         root / cfg.train_split,
@@ -101,18 +102,28 @@ class ClassificationObjective:
         return {"loss": total, "loss_cls": hard, "loss_kd": soft}
 
 
-def load_trained_classifier(path: str | Path) -> tuple[ResNet, ClsConfig, dict]:
-    """A model trained by tools/train_cls.py, in eval mode, with its config and checkpoint.
+def load_trained_classifier(path: str | Path) -> tuple[ResNet, ClsConfig, dict[str, Any]]:
+    """A model trained by tools/train_cls.py, in eval mode, with its config and metadata.
 
     The evaluated weights are loaded: the EMA when the run had one.
     """
-    checkpoint = load_checkpoint(path)
-    cfg = config_from_dict(checkpoint["config"], ClsConfig, source=f"the config in {path}")
+    trained = load_trained(path, "tools/train_cls.py", needs="classes")
+    cfg = config_from_dict(trained.config, ClsConfig, source=f"the config in {path}")
     cfg.model.weights = ""
     model = build_classifier(cfg.model)
-    state = checkpoint["ema"]["module"] if checkpoint.get("ema") else checkpoint["model"]
-    load_weights(model, state, str(path))
-    return model.eval(), cfg, checkpoint
+    load_weights(model, trained.weights, str(path))
+    return model.eval(), cfg, trained.metadata
+
+
+def build_objective(cfg: ClsConfig, ctx: DistContext) -> ClassificationObjective:
+    """The run's loss: smoothing and mixup per `tricks`, with the distillation teacher
+    (loaded onto this process's device) when `tricks.distill` is on."""
+    teacher = (
+        build_teacher(cfg.tricks, ctx.device, cfg.train.channels_last)
+        if cfg.tricks.distill
+        else None
+    )
+    return ClassificationObjective(cfg.model.num_classes, cfg.tricks, cfg.train.epochs, teacher)
 
 
 def build_teacher(tricks: ClsTricksConfig, device: torch.device, channels_last: bool) -> nn.Module:

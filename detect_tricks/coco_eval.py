@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from detect_tricks.data.coco import is_finite_number, read_json
-from detect_tricks.data.errors import DatasetError
+from detect_tricks.errors import DatasetError
 
 STAT_NAMES = (
     "AP",

@@ -21,9 +21,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the config's dataclasses."""
+from detect_tricks.errors import ConfigError
 
 
 class _Loader(yaml.SafeLoader):
@@ -208,7 +206,7 @@ class ClsDataConfig:
 
 @dataclass
 class ClsTricksConfig:
-    label_smoothing: float = 0.0  # §5.2: eps; 0.1 in the paper
+    label_smoothing: float = 0.0  # §5.2: eps of softmax smoothing, 0.1 in the paper
     mixup: bool = False  # §5.4
     mixup_alpha: float = 0.2  # lam ~ Beta(alpha, alpha), one per batch
     mixup_off_epochs: int = 0  # the last N epochs train without mixup
@@ -314,15 +312,19 @@ class DetDataConfig:
 class DetTricksConfig:
     mixup: bool = False  # Bag of Freebies §3.1: box-weighted visually coherent mixup
     mixup_alpha: float = 1.5  # lam ~ Beta(alpha, alpha) per sample
-    no_mixup_epochs: int = 20  # the last N epochs train without mixup
-    label_smoothing: bool = False  # §3.3, sigmoid form: eps = min(1/C, 1/40)
+    mixup_off_epochs: int = 20  # the last N epochs train without mixup
+    # §3.3, sigmoid form: a switch, eps = min(1/C, 1/40) follows the class count (GluonCV);
+    # classification's tricks.label_smoothing is eps itself (softmax, 0.1 in its paper)
+    label_smoothing: bool = False
     random_shapes: bool = False  # §3.2 (GluonCV): a new input size every few iterations
     random_shape_sizes: list[int] = field(default_factory=lambda: list(range(320, 609, 32)))
     random_shape_interval: int = 10  # iterations between size changes
 
     def __post_init__(self) -> None:
         _require(self.mixup_alpha > 0, "tricks.mixup_alpha", "> 0", self.mixup_alpha)
-        _require(self.no_mixup_epochs >= 0, "tricks.no_mixup_epochs", ">= 0", self.no_mixup_epochs)
+        _require(
+            self.mixup_off_epochs >= 0, "tricks.mixup_off_epochs", ">= 0", self.mixup_off_epochs
+        )
         _require(
             bool(self.random_shape_sizes) and all(s % 32 == 0 for s in self.random_shape_sizes),
             "tricks.random_shape_sizes",

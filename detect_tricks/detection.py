@@ -18,17 +18,53 @@ from torch import nn
 from detect_tricks.coco_eval import detections_to_results, evaluate_results, load_ground_truth
 from detect_tricks.config import DetConfig, DetDataConfig, DetEvalConfig
 from detect_tricks.data.coco import CocoDetection
-from detect_tricks.data.detection import DetectionEvalSet, DetectionSource, collate_detection
+from detect_tricks.data.detection import (
+    DetectionEvalSet,
+    DetectionSource,
+    DetectionTrainSet,
+    collate_detection,
+)
+from detect_tricks.data.sampling import random_shape_schedule
 from detect_tricks.data.voc import read_voc
-from detect_tricks.engine.distributed import DistContext, all_gather_objects, broadcast_object
 from detect_tricks.engine.precise_bn import PreciseBN
-from detect_tricks.engine.progress import LOGGER_NAME
 from detect_tricks.engine.setup import build_eval_loader
 from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models.yolov3 import YOLOv3
 from detect_tricks.postprocess import NMSSettings, postprocess, rescale_boxes
+from detect_tricks.utils.distributed import DistContext, all_gather_objects, broadcast_object
 
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__name__)
+
+
+def input_sizes(cfg: DetConfig) -> list[int]:
+    """The training input sizes: random shapes' list when on, else `data.size`."""
+    return cfg.tricks.random_shape_sizes if cfg.tricks.random_shapes else [cfg.data.size]
+
+
+def build_datasets(cfg: DetConfig) -> tuple[DetectionTrainSet, DetectionEvalSet]:
+    """The training set (mixup until the last `tricks.mixup_off_epochs`) and the
+    validation set at `data.size`, read from `data.format`'s annotations."""
+    train_source, val_source = build_sources(cfg.data)
+    tricks = cfg.tricks
+    train_set = DetectionTrainSet(
+        train_source,
+        cfg.data.size,
+        mixup_alpha=tricks.mixup_alpha if tricks.mixup else None,
+        mixup_until_epoch=cfg.train.epochs - tricks.mixup_off_epochs,
+        largest_size=max(input_sizes(cfg)),
+        expand_ratio=cfg.data.expand_ratio,
+    )
+    return train_set, DetectionEvalSet(val_source, cfg.data.size)
+
+
+def build_shape_schedule(cfg: DetConfig) -> Callable[[int], int] | None:
+    """Random shapes (§3.2): the input size of each batch, or None for `data.size`."""
+    tricks = cfg.tricks
+    if not tricks.random_shapes:
+        return None
+    return random_shape_schedule(
+        cfg.train.seed, tricks.random_shape_sizes, tricks.random_shape_interval
+    )
 
 
 def build_sources(cfg: DetDataConfig) -> tuple[DetectionSource, DetectionSource]:

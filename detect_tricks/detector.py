@@ -22,12 +22,12 @@ from detect_tricks.data.det_transforms import DetectionEvalTransform
 from detect_tricks.data.detection import DetectionSource
 from detect_tricks.data.image import read_rgb
 from detect_tricks.detection import detect_batch, nms_settings
-from detect_tricks.engine.checkpoint import CheckpointError, load_checkpoint
-from detect_tricks.engine.distributed import resolve_device
 from detect_tricks.models import build_detector
 from detect_tricks.models.weights import load_weights
 from detect_tricks.models.yolov3 import YOLOv3
 from detect_tricks.postprocess import GLUONCV_NMS, NMSSettings, rescale_boxes
+from detect_tricks.utils.checkpoint import load_trained
+from detect_tricks.utils.distributed import resolve_device
 from detect_tricks.visualize import draw_detections, image_grid, save_rgb
 
 ImageInput = str | Path | np.ndarray
@@ -53,8 +53,10 @@ class Detector:
         size: int = 416,
         settings: NMSSettings = GLUONCV_NMS,
         device: torch.device | str = "cpu",
+        config: DetConfig | None = None,
     ) -> None:
         self.device = torch.device(device)
+        self.config = config  # the training run's config, when made from a checkpoint
         self.model = model.eval().to(self.device)
         self.class_names = class_names
         self.category_ids = category_ids
@@ -78,18 +80,15 @@ class Detector:
             size: input size (default: the training config's `data.size`).
             score_threshold: keep detections above it (default: `eval.score_threshold`).
         """
-        checkpoint = load_checkpoint(path)
-        if "class_names" not in checkpoint.get("metadata", {}):
-            raise CheckpointError(f"{path} is not a checkpoint of tools/train_det.py")
-        cfg = config_from_dict(checkpoint["config"], DetConfig, source=f"the config in {path}")
+        trained = load_trained(path, "tools/train_det.py", needs="class_names")
+        metadata = trained.metadata
+        cfg = config_from_dict(trained.config, DetConfig, source=f"the config in {path}")
         cfg.model.backbone_weights = ""
         model = build_detector(cfg.model)
-        state = checkpoint["ema"]["module"] if checkpoint.get("ema") else checkpoint["model"]
-        load_weights(model, state, str(path))
+        load_weights(model, trained.weights, str(path))
         settings = nms_settings(cfg.eval)
         if score_threshold is not None:
             settings = dataclasses.replace(settings, score_threshold=score_threshold)
-        metadata = checkpoint["metadata"]
         return cls(
             model,
             metadata["class_names"],
@@ -97,6 +96,7 @@ class Detector:
             size or cfg.data.size,
             settings,
             resolve_device(device),
+            cfg,
         )
 
     @classmethod

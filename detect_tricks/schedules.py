@@ -12,7 +12,8 @@ import bisect
 import math
 from collections.abc import Callable
 
-from detect_tricks.config import ConfigError, ScheduleConfig
+from detect_tricks.config import ScheduleConfig
+from detect_tricks.errors import ConfigError
 
 LRSchedule = Callable[[int], float]
 

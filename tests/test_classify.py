@@ -9,7 +9,7 @@ from torch import nn
 
 from detect_tricks.classify import ClassificationObjective, evaluate_classifier
 from detect_tricks.config import ClsTricksConfig
-from detect_tricks.engine.distributed import DistContext
+from detect_tricks.utils.distributed import DistContext
 
 
 class _Linear(nn.Module):

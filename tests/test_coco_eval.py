@@ -13,7 +13,7 @@ from detect_tricks.coco_eval import (
     load_ground_truth,
     read_results,
 )
-from detect_tricks.data.errors import DatasetError
+from detect_tricks.errors import DatasetError
 
 # ../shared/data/coco_eval_fixtures/README: pycocotools on the 100-image fixture.
 REFERENCE = [

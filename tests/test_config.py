@@ -6,13 +6,13 @@ import pytest
 
 from detect_tricks.config import (
     ClsConfig,
-    ConfigError,
     DetConfig,
     config_diff,
     config_from_dict,
     dump_config,
     load_config,
 )
+from detect_tricks.errors import ConfigError
 
 
 def _write(tmp_path, text: str):

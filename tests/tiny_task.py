@@ -14,12 +14,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from detect_tricks.config import ClsConfig, EvalConfig, OptimConfig, ScheduleConfig, TrainConfig
-from detect_tricks.engine.distributed import DistContext
-from detect_tricks.engine.progress import setup_logging
+from detect_tricks.data.sampling import SampleKey, TrainBatchSampler
+from detect_tricks.engine.evaluation import Evaluation
 from detect_tricks.engine.run_dir import RunDirectory
-from detect_tricks.engine.sampling import SampleKey, TrainBatchSampler
 from detect_tricks.engine.setup import build_loader, build_train_parts, seed_everything
 from detect_tricks.engine.trainer import Trainer
+from detect_tricks.utils.distributed import DistContext
+from detect_tricks.utils.progress import setup_logging
 
 NUM_CLASSES = 3
 
@@ -123,12 +124,8 @@ def make_trainer(
     run = RunDirectory(out, writes=ctx.is_main)
     run.prepare(resume=resume, overwrite=False)
     setup_logging(run.log, ctx.is_main)
-    trainer = Trainer.from_config(
-        parts,
-        run,
-        ctx,
-        cfg,
-        evaluate=accuracy_evaluator(dataset) if evaluate else None,
-        best_key="top1" if evaluate else None,
+    evaluation = (
+        Evaluation(accuracy_evaluator(dataset), cfg.eval.interval, "top1") if evaluate else None
     )
+    trainer = Trainer(parts, run, ctx, cfg, evaluation)
     return trainer, loader, sampler

@@ -12,7 +12,7 @@ from pathlib import Path
 from detect_tricks.ablation.ladder import Ladder, Run, expand_runs, load_ladder, select_runs
 from detect_tricks.ablation.report import collect, markdown_table, plot_results
 from detect_tricks.ablation.runner import JobResult, check_plan, job_command, jobs_of, run_jobs
-from detect_tricks.engine.progress import format_duration
+from detect_tricks.utils.progress import format_duration
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detect_tricks.ablation.ladder import TOOLS, Ladder, Run, plan_differences, plan_of
-from detect_tricks.config import ConfigError
+from detect_tricks.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from detect_tricks.ablation.run_ladder import Selection, ablate
 from detect_tricks.engine.cli import add_set_argument, run_tool
-from detect_tricks.engine.progress import setup_logging
+from detect_tricks.utils.progress import setup_logging
 
 
 def run() -> None:

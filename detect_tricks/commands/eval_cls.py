@@ -19,11 +19,11 @@ from detect_tricks.classify import collate, evaluate_classifier, load_trained_cl
 from detect_tricks.data.cls_transforms import ClassificationEvalTransform
 from detect_tricks.data.folder import ImageFolderDataset
 from detect_tricks.engine.cli import run_tool
-from detect_tricks.engine.distributed import DistContext, resolve_device
-from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
 from detect_tricks.engine.setup import build_eval_loader, configure_device
+from detect_tricks.utils.distributed import DistContext, resolve_device
+from detect_tricks.utils.progress import setup_logging
 
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__spec__.name)  # not __name__: "__main__" under python -m
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,12 +44,12 @@ def run() -> None:
     setup_logging(None, is_main=True)
     ctx = DistContext(device=resolve_device(args.device))
     configure_device(ctx.device)
-    model, cfg, checkpoint = load_trained_classifier(args.checkpoint)
+    model, cfg, metadata = load_trained_classifier(args.checkpoint)
     root = args.data or Path(cfg.data.root) / cfg.data.val_split
     dataset = ImageFolderDataset(
         root,
         ClassificationEvalTransform(cfg.data.eval_size, cfg.data.eval_crop_ratio),
-        classes=checkpoint["metadata"]["classes"],
+        classes=metadata["classes"],
     )
     loader = build_eval_loader(dataset, args.batch_size, args.workers, collate, ctx)
     metrics = evaluate_classifier(model.to(ctx.device), loader, ctx)

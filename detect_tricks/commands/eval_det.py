@@ -24,18 +24,16 @@ from detect_tricks.coco_eval import (
     load_ground_truth,
     read_results,
 )
-from detect_tricks.config import DetConfig, config_from_dict
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.detection import DetectionEvalSet, collate_detection
 from detect_tricks.detection import build_sources, collect_results, nms_settings
 from detect_tricks.detector import Detector
-from detect_tricks.engine.checkpoint import load_checkpoint
 from detect_tricks.engine.cli import run_tool
-from detect_tricks.engine.distributed import DistContext
-from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
 from detect_tricks.engine.setup import build_eval_loader, configure_device
+from detect_tricks.utils.distributed import DistContext
+from detect_tricks.utils.progress import setup_logging
 
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__spec__.name)  # not __name__: "__main__" under python -m
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,8 +74,7 @@ def report(title: str, stats: dict) -> None:
 
 def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, dict]:
     detector = Detector.from_checkpoint(args.checkpoint, device=args.device)
-    checkpoint = load_checkpoint(args.checkpoint)
-    cfg = config_from_dict(checkpoint["config"], DetConfig, source=str(args.checkpoint))
+    cfg = detector.config
     if args.ann is not None:
         source = CocoDetection(args.ann, args.images)
     else:

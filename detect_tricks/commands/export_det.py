@@ -19,13 +19,11 @@ from pathlib import Path
 import torch
 
 from detect_tricks.commands.infer_det import list_images
-from detect_tricks.config import DetConfig, config_from_dict
+from detect_tricks.config import DetConfig
 from detect_tricks.data.image import read_rgb
 from detect_tricks.detection import build_sources
 from detect_tricks.detector import Detector
-from detect_tricks.engine.checkpoint import load_checkpoint
 from detect_tricks.engine.cli import run_tool
-from detect_tricks.engine.progress import setup_logging
 from detect_tricks.export import (
     OPSET,
     OnnxYOLOv3,
@@ -33,6 +31,7 @@ from detect_tricks.export import (
     export_onnx,
     largest_difference,
 )
+from detect_tricks.utils.progress import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +53,10 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def check_images(args: argparse.Namespace) -> list:
+def check_images(args: argparse.Namespace, cfg: DetConfig) -> list:
     """RGB arrays to compare PyTorch and ONNX on: --images, else the run's validation set."""
     if args.images:
         return [read_rgb(p) for p in list_images(args.images)[: args.check_images]]
-    cfg = config_from_dict(load_checkpoint(args.checkpoint)["config"], DetConfig)
     _, val = build_sources(cfg.data)
     return [val.load(i)[0] for i in range(min(args.check_images, len(val)))]
 
@@ -77,7 +75,7 @@ def run() -> None:
     )
     export_onnx(detector.model, out, detector.size, metadata, args.dynamic)
     exported = OnnxYOLOv3(out)
-    images = check_images(args)
+    images = check_images(args, detector.config)
     batch = torch.stack([detector.transform(image) for image in images])
     difference = largest_difference(detector.model, exported, batch, args.dynamic)
     logger.info(

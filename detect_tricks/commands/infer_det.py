@@ -19,15 +19,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from detect_tricks.coco_eval import detections_to_results
-from detect_tricks.data.errors import ImageReadError
 from detect_tricks.data.folder import IMAGE_EXTENSIONS
 from detect_tricks.data.image import read_rgb
 from detect_tricks.detector import Detector
 from detect_tricks.engine.cli import run_tool
-from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
+from detect_tricks.errors import ImageReadError
+from detect_tricks.utils.progress import setup_logging
 from detect_tricks.visualize import draw_detections, save_rgb
 
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__spec__.name)  # not __name__: "__main__" under python -m
 
 
 def parse_args() -> argparse.Namespace:

@@ -8,19 +8,20 @@ torchrun --nproc_per_node=8 tools/train_det.py --config configs/det/yolov3_r50d_
 from __future__ import annotations
 
 import functools
-import logging
 
 from detect_tricks.config import DetConfig
-from detect_tricks.data.detection import DetectionEvalSet, DetectionTrainSet, collate_detection
+from detect_tricks.data.detection import collate_detection
 from detect_tricks.detection import (
+    build_datasets,
     build_objective,
     build_precise_bn,
-    build_sources,
+    build_shape_schedule,
     evaluate_detector,
+    input_sizes,
 )
 from detect_tricks.detector import save_prediction_grid
 from detect_tricks.engine.cli import run_tool
-from detect_tricks.engine.distributed import DistContext
+from detect_tricks.engine.evaluation import Evaluation
 from detect_tricks.engine.launch import (
     build_loaders,
     fit,
@@ -28,41 +29,24 @@ from detect_tricks.engine.launch import (
     require_num_classes,
     start_process,
 )
-from detect_tricks.engine.progress import LOGGER_NAME
 from detect_tricks.engine.run_dir import RunDirectory
-from detect_tricks.engine.sampling import random_shape_schedule
 from detect_tricks.engine.setup import build_train_parts
 from detect_tricks.engine.trainer import Trainer
 from detect_tricks.models import build_detector
-
-logger = logging.getLogger(LOGGER_NAME)
+from detect_tricks.utils.distributed import DistContext
 
 
 def train(cfg: DetConfig, run: RunDirectory, ctx: DistContext, checkpoint: dict | None) -> None:
     start_process(cfg, ctx)
-    train_source, val_source = build_sources(cfg.data)
+    train_set, val_set = build_datasets(cfg)
+    train_source, val_source = train_set.source, val_set.source
     require_num_classes(cfg.model.num_classes, train_source.class_names, train_source.source)
-    tricks = cfg.tricks
-    sizes = tricks.random_shape_sizes if tricks.random_shapes else [cfg.data.size]
-    train_set = DetectionTrainSet(
-        train_source,
-        cfg.data.size,
-        mixup_alpha=tricks.mixup_alpha if tricks.mixup else None,
-        mixup_until_epoch=cfg.train.epochs - tricks.no_mixup_epochs,
-        largest_size=max(sizes),
-        expand_ratio=cfg.data.expand_ratio,
+    loaders = build_loaders(
+        train_set, val_set, collate_detection, cfg, ctx, build_shape_schedule(cfg)
     )
-    shapes = (
-        random_shape_schedule(cfg.train.seed, sizes, tricks.random_shape_interval)
-        if tricks.random_shapes
-        else None
-    )
-    val_set = DetectionEvalSet(val_source, cfg.data.size)
-    loaders = build_loaders(train_set, val_set, collate_detection, cfg, ctx, shapes)
     model = build_detector(cfg.model)
-    parts = build_train_parts(
-        model, build_objective(cfg), cfg, ctx, loaders.sampler.batches_per_epoch
-    )
+    objective = build_objective(cfg)
+    parts = build_train_parts(model, objective, cfg, ctx, loaders.sampler.batches_per_epoch)
     evaluate = functools.partial(
         evaluate_detector,
         loader=loaders.val,
@@ -72,20 +56,14 @@ def train(cfg: DetConfig, run: RunDirectory, ctx: DistContext, checkpoint: dict 
         autocast=parts.autocast,
         channels_last=cfg.train.channels_last,
     )
-    metadata = {"class_names": train_source.class_names, "category_ids": train_source.category_ids}
     precise_bn = build_precise_bn(cfg, train_source, ctx, parts.autocast)
-    trainer = Trainer.from_config(parts, run, ctx, cfg, evaluate, "AP", metadata, precise_bn)
-    details = f"{cfg.model.num_classes} classes, input {'/'.join(map(str, sizes))} px"
+    evaluation = Evaluation(evaluate, cfg.eval.interval, "AP", precise_bn)
+    metadata = {"class_names": train_source.class_names, "category_ids": train_source.category_ids}
+    trainer = Trainer(parts, run, ctx, cfg, evaluation, metadata)
+    details = f"{cfg.model.num_classes} classes, input {'/'.join(map(str, input_sizes(cfg)))} px"
     status = fit(trainer, loaders, checkpoint, model, details)
     if status == "finished" and ctx.is_main:
-        evaluated = parts.ema.module if parts.ema is not None else parts.module
-        save_prediction_grid(evaluated, val_source, cfg, run.plots / "val_predictions.png")
-    if train_set.num_skipped or val_set.num_skipped:
-        logger.warning(
-            "Skipped %d unreadable training and %d validation images (listed above)",
-            train_set.num_skipped,
-            val_set.num_skipped,
-        )
+        save_prediction_grid(parts.evaluated, val_source, cfg, run.plots / "val_predictions.png")
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from detect_tricks.data.voc import voc_to_coco
 from detect_tricks.engine.cli import run_tool
-from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
+from detect_tricks.utils.progress import setup_logging
 
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__spec__.name)  # not __name__: "__main__" under python -m
 
 
 def run() -> None:

@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from detect_tricks.data.errors import DatasetError, ImageReadError
 from detect_tricks.data.image import read_rgb
-from detect_tricks.engine.progress import LOGGER_NAME
+from detect_tricks.errors import DatasetError, ImageReadError
 
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__name__)
 
 
 @dataclass

@@ -25,12 +25,11 @@ from detect_tricks.data.det_transforms import (
     Target,
     limit_size,
 )
-from detect_tricks.data.errors import DatasetError, ImageReadError
 from detect_tricks.data.mixup import blend_detection_samples, draw_mixup_lambda
-from detect_tricks.engine.progress import LOGGER_NAME
-from detect_tricks.engine.sampling import SampleKey
+from detect_tricks.data.sampling import SampleKey
+from detect_tricks.errors import DatasetError, ImageReadError
 
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__name__)
 
 
 class DetectionSource(Protocol):

@@ -16,14 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from detect_tricks.data.errors import DatasetError, ImageReadError
 from detect_tricks.data.image import read_rgb
-from detect_tricks.engine.progress import LOGGER_NAME
-from detect_tricks.engine.sampling import SampleKey
+from detect_tricks.data.sampling import SampleKey
+from detect_tricks.errors import DatasetError, ImageReadError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 ImageTransform = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__name__)
 
 
 def find_classes(root: Path) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detect_tricks.data.errors import ImageReadError
+from detect_tricks.errors import ImageReadError
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

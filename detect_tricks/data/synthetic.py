@@ -20,12 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
+from detect_tricks.utils.progress import setup_logging
 
 CLASSES = ("circle", "square", "triangle", "cross")
 MIN_VISIBLE = 0.3
 GENERATOR_VERSION = 2  # bump when the drawing changes: written sets are then redrawn
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__name__)
 
 
 def _shape_mask(name: str, size: int, rng: np.random.Generator) -> np.ndarray:

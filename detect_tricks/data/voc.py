@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from detect_tricks.data.coco import CocoDetection
-from detect_tricks.data.errors import DatasetError, ImageReadError
 from detect_tricks.data.image import read_rgb
+from detect_tricks.errors import DatasetError, ImageReadError
 
 DIFFICULT_VALUES = {"0": False, "1": True, "false": False, "true": True}
 

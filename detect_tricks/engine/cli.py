@@ -17,29 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from detect_tricks.config import ConfigError, config_diff, config_from_dict, load_config
-from detect_tricks.data.errors import DatasetError, ImageReadError
-from detect_tricks.engine.checkpoint import CheckpointError, load_checkpoint
-from detect_tricks.engine.distributed import DistContext
-from detect_tricks.engine.progress import LOGGER_NAME, setup_logging
-from detect_tricks.engine.run_dir import RunDirectory, RunDirectoryError
-from detect_tricks.engine.trainer import CHECKPOINT_FORMAT, NonFiniteLossError
-from detect_tricks.models.weights import WeightsError
+from detect_tricks.config import config_diff, config_from_dict, load_config
+from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.errors import USER_ERRORS, CheckpointError, ConfigError, NonFiniteLossError
+from detect_tricks.utils.checkpoint import load_training_checkpoint
+from detect_tricks.utils.distributed import DistContext
+from detect_tricks.utils.progress import setup_logging
 
 C = TypeVar("C")
-logger = logging.getLogger(LOGGER_NAME)
-
-# Errors caused by what the user gave (a file, a key, a value): one clear line, no traceback.
-USER_ERRORS = (
-    ConfigError,
-    CheckpointError,
-    DatasetError,
-    ImageReadError,
-    WeightsError,
-    FileExistsError,
-    FileNotFoundError,
-    RunDirectoryError,
-)
+logger = logging.getLogger(__name__)
 
 
 def train_arg_parser(description: str) -> argparse.ArgumentParser:
@@ -79,14 +65,10 @@ def resolve_config(args: argparse.Namespace, cls: type[C]) -> tuple[C, Path, dic
         raise ConfigError("--resume needs --out (the run directory) or the run's --config")
     out = args.out or Path("runs") / args.config.stem
     last = RunDirectory(out).last
-    checkpoint = load_checkpoint(last)
-    if checkpoint.get("format") != CHECKPOINT_FORMAT or not isinstance(
-        checkpoint.get("config"), dict
-    ):
-        raise CheckpointError(
-            f"--resume: {last} is not a detect_tricks training checkpoint (format "
-            f"{checkpoint.get('format')!r}, expected {CHECKPOINT_FORMAT!r} with its config)"
-        )
+    try:
+        checkpoint = load_training_checkpoint(last, "tools/train_cls.py or tools/train_det.py")
+    except CheckpointError as err:
+        raise CheckpointError(f"--resume: {err}") from err
     source = f"the config stored in {last}"
     cfg = config_from_dict(checkpoint["config"], cls, args.overrides, source=source)
     if args.config is not None:

@@ -2,7 +2,8 @@
 
 A tool's `train(cfg, run, ctx, checkpoint)` builds its datasets, model, objective and
 evaluator; `launch` wraps it with the command line, the process group and the run
-directory, and `fit` resumes (when asked), says what is about to run, and trains.
+directory, and `fit` resumes (when asked), says what is about to run, trains, and
+counts the images it skipped (`data.skip_bad_images`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from typing import Any, TypeVar
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from detect_tricks.config import ConfigError, HasTrainSections
+from detect_tricks.config import HasTrainSections
+from detect_tricks.data.sampling import TrainBatchSampler
 from detect_tricks.engine.cli import open_run_directory, resolve_config, train_arg_parser
-from detect_tricks.engine.distributed import DistContext, distributed_job
-from detect_tricks.engine.progress import LOGGER_NAME
 from detect_tricks.engine.run_dir import RunDirectory
-from detect_tricks.engine.sampling import TrainBatchSampler
 from detect_tricks.engine.setup import (
     build_eval_loader,
     build_loader,
@@ -28,10 +27,12 @@ from detect_tricks.engine.setup import (
     seed_everything,
 )
 from detect_tricks.engine.trainer import Trainer
+from detect_tricks.errors import ConfigError
 from detect_tricks.optim import scaled_lr
+from detect_tricks.utils.distributed import DistContext, distributed_job
 
 C = TypeVar("C")
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__name__)
 TrainFunction = Callable[[Any, RunDirectory, DistContext, dict | None], None]
 
 
@@ -119,4 +120,10 @@ def fit(
         cfg.train.amp,
         trainer.run.root,
     )
-    return trainer.fit(loaders.train, loaders.sampler)
+    status = trainer.fit(loaders.train, loaders.sampler)
+    skipped = [getattr(d, "num_skipped", 0) for d in (loaders.train.dataset, loaders.val.dataset)]
+    if any(skipped):
+        logger.warning(
+            "Skipped %d unreadable training and %d validation images (listed above)", *skipped
+        )
+    return status

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
-from detect_tricks.engine.distributed import DistContext, all_reduce_mean
+from detect_tricks.utils.distributed import DistContext, all_reduce_mean
 
 logger = logging.getLogger(__name__)
 

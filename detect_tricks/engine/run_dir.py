@@ -17,10 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detect_tricks.config import dump_config
-
-
-class RunDirectoryError(OSError):
-    """A run directory that cannot be created or written (read-only, no permission)."""
+from detect_tricks.errors import RunDirectoryError
 
 
 class RunDirectory:

@@ -1,10 +1,11 @@
 """The training loop shared by `tools/train_cls.py` and `tools/train_det.py`.
 
-torchvision's `references/` shape: a plain `train_one_epoch` and a `fit` over epochs,
-plus what a long run needs: per-iteration LR, AMP with one code path, EMA, checkpoints
-every N iterations and at every epoch, exact mid-epoch resume, evaluation every
-`eval.interval` epochs with `best.pt`, a stop with a precise message on a non-finite
-loss, and a clean save-and-exit on SIGINT/SIGTERM (agreed by all processes).
+torchvision's `references/` shape: `fit` runs epochs of `train_one_epoch`, which runs
+`train_step`s; around them, what a long run needs: per-iteration LR, AMP with one code
+path, EMA, checkpoints every N iterations and at every epoch, exact mid-epoch resume
+(`engine/checkpointing.py`), evaluation every `eval.interval` epochs with `best.pt`
+(`engine/evaluation.py`), a stop with a precise message on a non-finite loss, and a
+clean save-and-exit on SIGINT/SIGTERM agreed by all processes (`engine/stop.py`).
 
 The task lives in two callables: `objective(model, images, targets, epoch)` returns the
 loss dict (`loss` is backpropagated, the rest is logged) and `evaluate(model)` returns
@@ -13,104 +14,32 @@ metrics. The loop knows nothing else about classification or detection.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import signal
 import time
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch import nn
 
-from detect_tricks.config import config_to_dict
-from detect_tricks.engine.checkpoint import (
-    CheckpointError,
-    atomic_copy,
-    atomic_save,
-    capture_rng_state,
-    restore_rng_state,
+from detect_tricks.config import HasTrainSections
+from detect_tricks.data.sampling import TrainBatchSampler
+from detect_tricks.engine.checkpointing import (
+    restore_training_checkpoint,
+    training_checkpoint,
+    write_training_checkpoint,
 )
-from detect_tricks.engine.distributed import DistContext, all_gather_objects, all_reduce_mean
-from detect_tricks.engine.ema import ModelEma
+from detect_tricks.engine.evaluation import Evaluation
+from detect_tricks.engine.parts import TrainParts, TrainState
 from detect_tricks.engine.plots import plot_curves
-from detect_tricks.engine.progress import LOGGER_NAME, Progress, format_duration
-from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
-from detect_tricks.engine.sampling import TrainBatchSampler
+from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.engine.stop import StopRequest
+from detect_tricks.errors import NonFiniteLossError
 from detect_tricks.optim import set_lr
-from detect_tricks.schedules import LRSchedule
+from detect_tricks.utils.distributed import DistContext, all_reduce_mean
+from detect_tricks.utils.progress import Progress
 
-Objective = Callable[[nn.Module, torch.Tensor, Any, int], dict[str, torch.Tensor]]
-Evaluator = Callable[[nn.Module], dict[str, float]]
-CHECKPOINT_FORMAT = "detect_tricks/1"
-PLOT_EVERY_S = 120.0  # redraw curves after an evaluation at most this often (~0.6 s each)
-
-logger = logging.getLogger(LOGGER_NAME)
-
-
-class NonFiniteLossError(RuntimeError):
-    """A step produced a NaN or infinite loss; training stopped before applying it."""
-
-
-@dataclass
-class TrainState:
-    """Where the run is; saved in every checkpoint."""
-
-    epoch: int = 0  # the epoch in progress (0-based)
-    batch_in_epoch: int = 0  # batches of `epoch` already trained
-    iteration: int = 0  # batches trained since the start
-    images_seen: int = 0
-    best_metric: float | None = None
-    best_epoch: int | None = None
-    wall_seconds: float = 0.0  # training time over all sessions of the run
-
-
-@dataclass
-class TrainParts:
-    """The objects one training run is made of."""
-
-    model: nn.Module  # what the step calls: the DDP wrapper when distributed
-    module: nn.Module  # the bare model: its state is what gets saved
-    objective: Objective
-    optimizer: torch.optim.Optimizer
-    lr_schedule: LRSchedule
-    scaler: torch.amp.GradScaler
-    autocast: Callable[[], AbstractContextManager]
-    channels_last: bool = False
-    ema: ModelEma | None = None
-
-
-class _StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop saves and exits after the current step.
-
-    A second Ctrl-C interrupts at once (the default behaviour).
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-        logger.warning(
-            "Received %s: stopping after this step and saving a checkpoint "
-            "(press Ctrl-C again to quit at once)",
-            signal.Signals(signum).name,
-        )
-
-    def __enter__(self) -> _StopRequest:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+logger = logging.getLogger(__name__)
 
 
 class Trainer:
@@ -120,15 +49,10 @@ class Trainer:
         parts: model, objective, optimizer, schedule, scaler, autocast, EMA.
         run: the run directory (writes only on rank 0).
         ctx: this process's place in the job.
-        config: the run's config dataclass (saved in checkpoints).
-        epochs: length of the run.
-        log_interval: iterations between metrics lines.
-        checkpoint_interval: iterations between extra checkpoints (0: per epoch only).
-        evaluate: returns validation metrics for a model, or None for no evaluation.
-        eval_interval: epochs between evaluations; the last epoch is always evaluated.
-        best_key: the metric (higher is better) that picks `best.pt`.
+        config: the run's config (its `train` section sets the length, the log and
+            checkpoint intervals; the whole config is saved in checkpoints).
+        evaluation: when and how to evaluate, or None for no evaluation.
         metadata: saved in every checkpoint, e.g. the class names.
-        before_eval: called with the model about to be evaluated, e.g. precise BN.
     """
 
     def __init__(
@@ -136,72 +60,24 @@ class Trainer:
         parts: TrainParts,
         run: RunDirectory,
         ctx: DistContext,
-        config: Any,
-        epochs: int,
-        log_interval: int,
-        checkpoint_interval: int = 0,
-        evaluate: Evaluator | None = None,
-        eval_interval: int = 1,
-        best_key: str | None = None,
+        config: HasTrainSections,
+        evaluation: Evaluation | None = None,
         metadata: dict[str, Any] | None = None,
-        before_eval: Callable[[nn.Module], None] | None = None,
     ) -> None:
-        self.parts = parts
-        self.run = run
-        self.ctx = ctx
-        self.config = config
-        self.epochs = epochs
-        self.log_interval = log_interval
-        self.checkpoint_interval = checkpoint_interval
-        self.evaluate = evaluate
-        self.eval_interval = eval_interval
-        self.best_key = best_key
+        self.parts, self.run, self.ctx, self.config = parts, run, ctx, config
+        self.epochs = config.train.epochs
+        self.evaluation = evaluation
         self.metadata = metadata or {}
-        self.before_eval = before_eval
         self.state = TrainState()
         self.progress = Progress(enabled=ctx.is_main)
-        self.last_metrics: dict[str, float] | None = None
-        self.plotted_at = time.perf_counter()
-
-    @classmethod
-    def from_config(
-        cls,
-        parts: TrainParts,
-        run: RunDirectory,
-        ctx: DistContext,
-        config: Any,
-        evaluate: Evaluator | None,
-        best_key: str | None,
-        metadata: dict[str, Any] | None = None,
-        before_eval: Callable[[nn.Module], None] | None = None,
-    ) -> Trainer:
-        """A trainer with the length, logging, checkpoint and evaluation intervals of the
-        config's `train` and `eval` sections."""
-        return cls(
-            parts,
-            run,
-            ctx,
-            config,
-            epochs=config.train.epochs,
-            log_interval=config.train.log_interval,
-            checkpoint_interval=config.train.checkpoint_interval,
-            evaluate=evaluate,
-            eval_interval=config.eval.interval,
-            best_key=best_key,
-            metadata=metadata,
-            before_eval=before_eval,
-        )
-
-    # -- the loop ------------------------------------------------------------------------
 
     def fit(self, loader: Iterable, sampler: TrainBatchSampler) -> str:
         """Train to the end (returns "finished") or to a stop signal ("interrupted")."""
-        session_start = time.perf_counter()
-        wall_before = self.state.wall_seconds
+        session_start, wall_before = time.perf_counter(), self.state.wall_seconds
         self.batches_per_epoch = sampler.batches_per_epoch
         self.global_batch = sampler.global_batch
         self.run.write_config(self.config)
-        with _StopRequest() as stop:
+        with StopRequest() as stop:
             while self.state.epoch < self.epochs:
                 sampler.set_epoch(self.state.epoch, self.state.batch_in_epoch)
                 finished = self.train_one_epoch(loader, stop)
@@ -223,16 +99,15 @@ class Trainer:
         self._finish("finished")
         return "finished"
 
-    def train_one_epoch(self, loader: Iterable, stop: _StopRequest) -> bool:
+    def train_one_epoch(self, loader: Iterable, stop: StopRequest) -> bool:
         """Train the rest of the current epoch; False when stopped by a signal."""
-        parts, state = self.parts, self.state
-        parts.model.train()
+        state, interval = self.state, self.config.train.checkpoint_interval
+        self.parts.model.train()
         self.progress.start_epoch(
             state.epoch, self.epochs, self.batches_per_epoch, state.batch_in_epoch
         )
         sums: dict[str, float] = {}
-        count = 0
-        tick = time.perf_counter()
+        count, tick = 0, time.perf_counter()
         try:
             for images, targets in loader:
                 data_s = time.perf_counter() - tick
@@ -245,12 +120,12 @@ class Trainer:
                 for key, value in {**losses, "data_s": data_s, "step_s": step_s}.items():
                     sums[key] = sums.get(key, 0.0) + value
                 count += 1
-                if state.iteration % self.log_interval == 0 or stop_all:
+                if state.iteration % self.config.train.log_interval == 0 or stop_all:
                     self._log_interval(sums, count)
                     sums, count = {}, 0
                 if stop_all:
                     return False
-                if self.checkpoint_interval and state.iteration % self.checkpoint_interval == 0:
+                if interval and state.iteration % interval == 0:
                     self.save_checkpoint()
                 tick = time.perf_counter()
         finally:
@@ -262,18 +137,19 @@ class Trainer:
     ) -> tuple[dict[str, float], bool]:
         """One SGD step; returns the loss terms averaged over processes and whether any
         process asked to stop."""
-        parts = self.parts
+        parts, device = self.parts, self.ctx.device
         lr = parts.lr_schedule(self.state.iteration)
         set_lr(parts.optimizer, lr)
-        images, targets = self._to_device(images), _move(targets, self.ctx.device)
+        channels_last = parts.channels_last and images.ndim == 4
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        targets = _move(targets, device)
         with parts.autocast():
             losses = parts.objective(parts.model, images, targets, self.state.epoch)
         names = list(losses)
-        device = self.ctx.device
         terms = [torch.as_tensor(losses[k]).detach().float().reshape(()).to(device) for k in names]
         stop_flag = torch.tensor(float(stop_requested), device=device)
-        values = torch.stack([*terms, stop_flag])
-        values = all_reduce_mean(values, self.ctx).tolist()
+        values = all_reduce_mean(torch.stack([*terms, stop_flag]), self.ctx).tolist()
         reduced = dict(zip(names, values[:-1], strict=True))
         if not all(math.isfinite(v) for v in reduced.values()):
             raise NonFiniteLossError(self._non_finite_message(reduced))
@@ -285,12 +161,26 @@ class Trainer:
             parts.ema.update(parts.module)
         return {**reduced, "lr": lr}, values[-1] > 0
 
-    # -- helpers of the loop -------------------------------------------------------------
+    def save_checkpoint(self, best: bool = False) -> None:
+        """Write `last.pt` (and `best.pt`); every process must call this."""
+        checkpoint = training_checkpoint(
+            self.parts, self.state, self.config, self.metadata, self.ctx
+        )
+        if self.ctx.is_main:
+            write_training_checkpoint(checkpoint, self.run, best)
 
-    def _to_device(self, images: torch.Tensor) -> torch.Tensor:
-        channels_last = self.parts.channels_last and images.ndim == 4
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        return images.to(self.ctx.device, non_blocking=True, memory_format=memory_format)
+    def resume(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by `save_checkpoint`."""
+        self.state = restore_training_checkpoint(self.parts, checkpoint, self.ctx)
+        self.run.forget_after(self.state.iteration)
+        if self.evaluation is not None:
+            self.evaluation.remember_last(self.run)
+        logger.info(
+            "Resumed at epoch %d, iteration %d of the epoch (global %d)",
+            self.state.epoch + 1,
+            self.state.batch_in_epoch,
+            self.state.iteration,
+        )
 
     def _log_interval(self, sums: dict[str, float], count: int) -> None:
         means = {key: value / count for key, value in sums.items()}
@@ -320,36 +210,17 @@ class Trainer:
 
     def _evaluate_if_due(self) -> bool:
         """Evaluate after this epoch if due; True when the best metric improved."""
-        epoch = self.state.epoch
-        if self.evaluate is None or (epoch % self.eval_interval and epoch != self.epochs):
+        evaluation, epoch = self.evaluation, self.state.epoch
+        if evaluation is None or not evaluation.due(epoch, self.epochs):
             return False
-        model = self.parts.ema.module if self.parts.ema is not None else self.parts.module
-        started = time.perf_counter()
-        if self.before_eval is not None:
-            self.before_eval(model)
-        metrics = self.evaluate(model)
-        self.last_metrics = metrics
-        self.run.append_eval({"epoch": epoch, "iter": self.state.iteration, **metrics})
-        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "/" not in k)
-        logger.info(
-            "eval after epoch %d (%s): %s",
-            epoch,
-            format_duration(time.perf_counter() - started),
-            shown,
+        value = evaluation.run(
+            self.parts.evaluated, epoch, self.state.iteration, self.run, self.ctx.is_main
         )
-        if self.ctx.is_main and time.perf_counter() - self.plotted_at > PLOT_EVERY_S:
-            plot_curves(self.run)
-            self.plotted_at = time.perf_counter()
-        value = metrics[self.best_key] if self.best_key else None
-        if value is None or (
-            self.state.best_metric is not None and value <= self.state.best_metric
-        ):
-            return False
-        self.state.best_metric, self.state.best_epoch = value, epoch
-        return True
+        return self.state.record(value, epoch)
 
     def _finish(self, status: str) -> None:
         state = self.state
+        best_key = self.evaluation.best_key if self.evaluation is not None else None
         self.run.write_summary(
             {
                 "status": status,
@@ -357,91 +228,12 @@ class Trainer:
                 "iterations": state.iteration,
                 "images_seen": state.images_seen,
                 "wall_seconds": round(state.wall_seconds, 1),
-                "final": self.last_metrics,
-                "best": {
-                    "metric": self.best_key,
-                    "value": state.best_metric,
-                    "epoch": state.best_epoch,
-                },
+                "final": self.evaluation.last_metrics if self.evaluation is not None else None,
+                "best": {"metric": best_key, "value": state.best_metric, "epoch": state.best_epoch},
             }
         )
         if self.ctx.is_main:
             plot_curves(self.run)
-
-    # -- checkpoints ---------------------------------------------------------------------
-
-    def checkpoint(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly (RNG of every process)."""
-        rng = all_gather_objects(capture_rng_state(), self.ctx)
-        parts = self.parts
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "model": parts.module.state_dict(),
-            "optimizer": parts.optimizer.state_dict(),
-            "scaler": parts.scaler.state_dict(),
-            "ema": parts.ema.state_dict() if parts.ema is not None else None,
-            "state": dataclasses.asdict(self.state),
-            "lr": parts.lr_schedule(self.state.iteration),
-            "rng": rng,
-            "config": config_to_dict(self.config),
-            "metadata": self.metadata,
-        }
-
-    def save_checkpoint(self, best: bool = False) -> None:
-        """Write `last.pt` (and `best.pt`) atomically; every process must call this."""
-        ckpt = self.checkpoint()
-        if not self.ctx.is_main:
-            return
-        bad = [
-            n for n, t in ckpt["model"].items() if t.is_floating_point() and not t.isfinite().all()
-        ]
-        if bad:
-            raise NonFiniteLossError(
-                f"refusing to overwrite {self.run.last}: the weights hold NaN or inf "
-                f"(first: {bad[0]}); the last good checkpoint is kept"
-            )
-        atomic_save(ckpt, self.run.last)
-        if best:
-            atomic_copy(self.run.last, self.run.best)
-
-    def resume(self, ckpt: dict[str, Any]) -> None:
-        """Continue from a checkpoint dict written by `checkpoint()`."""
-        if ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(
-                f"not a detect_tricks training checkpoint (format {ckpt.get('format')!r}, "
-                f"expected {CHECKPOINT_FORMAT!r})"
-            )
-        parts = self.parts
-        parts.module.load_state_dict(ckpt["model"])
-        parts.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt["scaler"]:
-            parts.scaler.load_state_dict(ckpt["scaler"])
-        if parts.ema is not None:
-            if ckpt["ema"] is None:
-                raise CheckpointError("train.ema is on but the checkpoint holds no EMA weights")
-            parts.ema.load_state_dict(ckpt["ema"])
-        self.state = TrainState(**ckpt["state"])
-        rng = ckpt["rng"]
-        if len(rng) != self.ctx.world_size:
-            logger.warning(
-                "The checkpoint was written by %d processes and this job has %d: the run "
-                "continues, but not bit-for-bit as it would have.",
-                len(rng),
-                self.ctx.world_size,
-            )
-        restore_rng_state(rng[min(self.ctx.rank, len(rng) - 1)])
-        self.run.forget_after(self.state.iteration)
-        # A run stopped after its last evaluation still reports that evaluation as final.
-        evaluations = read_jsonl(self.run.evals)
-        if evaluations:
-            last = evaluations[-1]
-            self.last_metrics = {k: v for k, v in last.items() if k not in ("epoch", "iter")}
-        logger.info(
-            "Resumed at epoch %d, iteration %d of the epoch (global %d)",
-            self.state.epoch + 1,
-            self.state.batch_in_epoch,
-            self.state.iteration,
-        )
 
 
 def _move(obj: Any, device: torch.device) -> Any:

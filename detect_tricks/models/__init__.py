@@ -6,57 +6,19 @@ import functools
 import logging
 from collections.abc import Callable
 
-from detect_tricks.config import COCO_ANCHORS, ClsModelConfig, ConfigError, DetModelConfig
-from detect_tricks.engine.progress import LOGGER_NAME
-from detect_tricks.models.resnet import (
-    ResNet,
-    resnet18,
-    resnet18_b,
-    resnet18_c,
-    resnet18_d,
-    resnet34,
-    resnet34_b,
-    resnet34_c,
-    resnet34_d,
-    resnet50,
-    resnet50_b,
-    resnet50_c,
-    resnet50_d,
-    resnet101,
-    resnet101_b,
-    resnet101_c,
-    resnet101_d,
-    resnet152,
-    resnet152_b,
-    resnet152_c,
-    resnet152_d,
-)
+from detect_tricks.config import COCO_ANCHORS, ClsModelConfig, DetModelConfig
+from detect_tricks.errors import ConfigError
+from detect_tricks.models.resnet import DEPTHS, VARIANTS, ResNet, resnet, resnet_name
 from detect_tricks.models.weights import load_weights, read_state_dict
 from detect_tricks.models.yolov3 import YOLOv3
 
-logger = logging.getLogger(LOGGER_NAME)
+logger = logging.getLogger(__name__)
 
+# Every ResNet by name: resnet{18,34,50,101,152}{,_b,_c,_d}.
 CLASSIFIERS: dict[str, Callable[..., ResNet]] = {
-    "resnet18": resnet18,
-    "resnet18_b": resnet18_b,
-    "resnet18_c": resnet18_c,
-    "resnet18_d": resnet18_d,
-    "resnet34": resnet34,
-    "resnet34_b": resnet34_b,
-    "resnet34_c": resnet34_c,
-    "resnet34_d": resnet34_d,
-    "resnet50": resnet50,
-    "resnet50_b": resnet50_b,
-    "resnet50_c": resnet50_c,
-    "resnet50_d": resnet50_d,
-    "resnet101": resnet101,
-    "resnet101_b": resnet101_b,
-    "resnet101_c": resnet101_c,
-    "resnet101_d": resnet101_d,
-    "resnet152": resnet152,
-    "resnet152_b": resnet152_b,
-    "resnet152_c": resnet152_c,
-    "resnet152_d": resnet152_d,
+    resnet_name(depth, variant): functools.partial(resnet, depth, variant)
+    for depth in DEPTHS
+    for variant in VARIANTS
 }
 
 
@@ -92,22 +54,6 @@ def yolov3(
     backbone = CLASSIFIERS[backbone_arch](num_classes=0, width=width)
     head = tuple(max(8, round(c * width)) for c in (512, 256, 128))
     return YOLOv3(backbone, num_classes, head_channels=head, anchors=anchors)
-
-
-def yolov3_resnet18_d(num_classes: int, **kwargs: object) -> YOLOv3:
-    return yolov3("resnet18_d", num_classes, **kwargs)
-
-
-def yolov3_resnet34_d(num_classes: int, **kwargs: object) -> YOLOv3:
-    return yolov3("resnet34_d", num_classes, **kwargs)
-
-
-def yolov3_resnet50_d(num_classes: int, **kwargs: object) -> YOLOv3:
-    return yolov3("resnet50_d", num_classes, **kwargs)
-
-
-def yolov3_resnet101_d(num_classes: int, **kwargs: object) -> YOLOv3:
-    return yolov3("resnet101_d", num_classes, **kwargs)
 
 
 # Every YOLOv3 backbone by name: yolov3_resnet{18,34,50,101}{,_b,_c,_d}.

@@ -218,6 +218,11 @@ VARIANTS: dict[str, dict[str, bool]] = {
 }
 
 
+def resnet_name(depth: int, variant: str) -> str:
+    """The public name: resnet{depth} is the original, resnet{depth}_{b,c,d} the tweaks."""
+    return f"resnet{depth}_{variant}" if variant else f"resnet{depth}"
+
+
 def resnet(depth: int, variant: str = "d", **kwargs: object) -> ResNet:
     """ResNet-`depth` of `variant` ("" original, "b", "c" or "d"); kwargs go to `ResNet`."""
     if depth not in DEPTHS:
@@ -226,84 +231,3 @@ def resnet(depth: int, variant: str = "d", **kwargs: object) -> ResNet:
         raise ValueError(f"ResNet variant {variant!r} is not one of {sorted(VARIANTS)}")
     block, layers = DEPTHS[depth]
     return ResNet(block, layers, **VARIANTS[variant], **kwargs)
-
-
-# The named builders: resnet{depth} is the original, resnet{depth}_{b,c,d} the tweaks.
-def resnet18(**kwargs: object) -> ResNet:
-    return resnet(18, "", **kwargs)
-
-
-def resnet18_b(**kwargs: object) -> ResNet:
-    return resnet(18, "b", **kwargs)
-
-
-def resnet18_c(**kwargs: object) -> ResNet:
-    return resnet(18, "c", **kwargs)
-
-
-def resnet18_d(**kwargs: object) -> ResNet:
-    return resnet(18, "d", **kwargs)
-
-
-def resnet34(**kwargs: object) -> ResNet:
-    return resnet(34, "", **kwargs)
-
-
-def resnet34_b(**kwargs: object) -> ResNet:
-    return resnet(34, "b", **kwargs)
-
-
-def resnet34_c(**kwargs: object) -> ResNet:
-    return resnet(34, "c", **kwargs)
-
-
-def resnet34_d(**kwargs: object) -> ResNet:
-    return resnet(34, "d", **kwargs)
-
-
-def resnet50(**kwargs: object) -> ResNet:
-    return resnet(50, "", **kwargs)
-
-
-def resnet50_b(**kwargs: object) -> ResNet:
-    return resnet(50, "b", **kwargs)
-
-
-def resnet50_c(**kwargs: object) -> ResNet:
-    return resnet(50, "c", **kwargs)
-
-
-def resnet50_d(**kwargs: object) -> ResNet:
-    return resnet(50, "d", **kwargs)
-
-
-def resnet101(**kwargs: object) -> ResNet:
-    return resnet(101, "", **kwargs)
-
-
-def resnet101_b(**kwargs: object) -> ResNet:
-    return resnet(101, "b", **kwargs)
-
-
-def resnet101_c(**kwargs: object) -> ResNet:
-    return resnet(101, "c", **kwargs)
-
-
-def resnet101_d(**kwargs: object) -> ResNet:
-    return resnet(101, "d", **kwargs)
-
-
-def resnet152(**kwargs: object) -> ResNet:
-    return resnet(152, "", **kwargs)
-
-
-def resnet152_b(**kwargs: object) -> ResNet:
-    return resnet(152, "b", **kwargs)
-
-
-def resnet152_c(**kwargs: object) -> ResNet:
-    return resnet(152, "c", **kwargs)
-
-
-def resnet152_d(**kwargs: object) -> ResNet:
-    return resnet(152, "d", **kwargs)

@@ -15,14 +15,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from detect_tricks.engine.checkpoint import load_checkpoint
+from detect_tricks.errors import WeightsError
+from detect_tricks.utils.checkpoint import (
+    evaluated_weights,
+    is_training_checkpoint,
+    load_checkpoint,
+)
 
 HEAD_PREFIX = "fc."
 SHOWN = 8  # keys listed per kind of mismatch
-
-
-class WeightsError(ValueError):
-    """A weight file that does not fit the model."""
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -40,8 +41,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = load_file(path)
     else:
         state = load_checkpoint(path)
-        if isinstance(state.get("ema"), dict):
-            state = state["ema"]["module"]
+        if is_training_checkpoint(state):
+            state = evaluated_weights(state)
         elif isinstance(state.get("model"), dict):
             state = state["model"]
         elif isinstance(state.get("state_dict"), dict):

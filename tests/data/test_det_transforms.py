@@ -18,7 +18,7 @@ from detect_tricks.data.det_transforms import (
     ssd_crop_window,
 )
 from detect_tricks.data.mixup import blend_detection_samples, draw_mixup_lambda
-from detect_tricks.engine.sampling import TrainBatchSampler, random_shape_schedule
+from detect_tricks.data.sampling import TrainBatchSampler, random_shape_schedule
 
 MAGENTA = np.array([255, 0, 255], np.uint8)
 

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from detect_tricks.engine.checkpoint import (
-    CheckpointError,
+from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.errors import CheckpointError, RunDirectoryError
+from detect_tricks.utils.checkpoint import (
     atomic_copy,
     atomic_save,
     capture_rng_state,
     load_checkpoint,
     restore_rng_state,
 )
-from detect_tricks.engine.run_dir import RunDirectory, RunDirectoryError
 
 
 def test_interrupted_save_leaves_the_old_checkpoint_loadable(tmp_path, monkeypatch):

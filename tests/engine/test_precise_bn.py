@@ -73,7 +73,7 @@ def test_spread_indices_cover_the_set_evenly_and_share_equally():
 def test_the_trainer_calls_precise_bn_on_the_evaluated_model_before_each_evaluation(tmp_path):
     calls = []
     trainer, loader, sampler = make_trainer(tmp_path, tiny_config(epochs=3, ema=True))
-    evaluate = trainer.evaluate
+    evaluate = trainer.evaluation.evaluate
 
     def record(model: nn.Module) -> None:
         calls.append(("precise_bn", trainer.state.epoch, model))
@@ -82,7 +82,7 @@ def test_the_trainer_calls_precise_bn_on_the_evaluated_model_before_each_evaluat
         calls.append(("evaluate", trainer.state.epoch, model))
         return evaluate(model)
 
-    trainer.before_eval, trainer.evaluate = record, evaluate_after
+    trainer.evaluation.before, trainer.evaluation.evaluate = record, evaluate_after
     trainer.fit(loader, sampler)
     assert [(name, epoch) for name, epoch, _ in calls] == [
         ("precise_bn", 1),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detect_tricks.engine.sampling import EvalBatchSampler, TrainBatchSampler
+from detect_tricks.data.sampling import EvalBatchSampler, TrainBatchSampler
 
 
 def _epoch(sampler: TrainBatchSampler, epoch: int, start: int = 0):

@@ -7,8 +7,9 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 
+from detect_tricks.errors import WeightsError
 from detect_tricks.models.resnet import resnet18_b, resnet18_d, resnet34_d, resnet50_b, resnet50_d
-from detect_tricks.models.weights import WeightsError, load_weights_file
+from detect_tricks.models.weights import load_weights_file
 
 timm = pytest.importorskip("timm", reason="timm (the dev extra) provides the reference models")
 

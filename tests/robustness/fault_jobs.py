@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for tiny
 
 from tiny_task import calls_then, make_trainer, tiny_config
 
-from detect_tricks.engine.distributed import DistContext, distributed_job
+from detect_tricks.utils.distributed import DistContext, distributed_job
 
 
 def wait_to_be_killed(out: Path) -> None:

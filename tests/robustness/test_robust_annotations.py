@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from robustness.case import Case, raises
 
 from detect_tricks.data.coco import CocoDetection
-from detect_tricks.data.errors import DatasetError
 from detect_tricks.data.voc import voc_to_coco
+from detect_tricks.errors import DatasetError
+from robustness.case import Case, raises
 
 GOOD = {
     "images": [

@@ -14,7 +14,8 @@ import pytest
 import torch
 from tiny_task import make_trainer, tiny_config
 
-from detect_tricks.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
+from detect_tricks.errors import CheckpointError
+from detect_tricks.utils.checkpoint import atomic_save, load_checkpoint
 from robustness.case import Case, raises
 
 JOBS = Path(__file__).with_name("fault_jobs.py")

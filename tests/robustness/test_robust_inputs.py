@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from detect_tricks.commands import train_det
-from detect_tricks.config import ConfigError, DetConfig, load_config
+from detect_tricks.config import DetConfig, load_config
 from detect_tricks.detector import Detector
-from detect_tricks.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
-from detect_tricks.models.weights import WeightsError, load_weights, read_state_dict
+from detect_tricks.errors import CheckpointError, ConfigError, WeightsError
+from detect_tricks.models.weights import load_weights, read_state_dict
+from detect_tricks.utils.checkpoint import atomic_save, load_checkpoint
 from robustness.case import Case, raises
 
 
@@ -136,7 +137,7 @@ CLI = [
     Case("CLI", "--resume with no run", "one error line naming the checkpoint", command_line("--out", "TMP/run", "--resume", fragments=("TMP/run/checkpoints/last.pt",))),
     Case("CLI", "new run over an existing one", "refused, naming --resume / --overwrite", command_line("--config", "TMP/c.yaml", "--out", "TMP/run", fragments=("already holds a run", "--overwrite"), setup=_existing_run)),
     Case("CLI", "--out under a file", "one error line naming the folder", command_line("--config", "TMP/c.yaml", "--out", "TMP/c.yaml/run", fragments=("cannot write the run directory TMP/c.yaml/run",), setup=_config_file)),
-    Case("CLI", "--resume of a foreign file", "one error line: not a training checkpoint (was: KeyError traceback)", command_line("--out", "TMP/run", "--resume", fragments=("TMP/run/checkpoints/last.pt is not a detect_tricks training checkpoint",), setup=_existing_run)),
+    Case("CLI", "--resume of a foreign file", "one error line: not a training checkpoint (was: KeyError traceback)", command_line("--out", "TMP/run", "--resume", fragments=("TMP/run/checkpoints/last.pt is not a checkpoint of tools/train_cls.py or tools/train_det.py",), setup=_existing_run)),
 ]  # fmt: skip
 
 CHECKPOINTS = [

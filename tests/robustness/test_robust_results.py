@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from robustness.case import Case, raises
 
 from detect_tricks.coco_eval import evaluate_results, load_ground_truth, read_results
-from detect_tricks.data.errors import DatasetError
+from detect_tricks.errors import DatasetError
+from robustness.case import Case, raises
 
 TRUTH = {
     "images": [{"id": 5, "width": 100, "height": 80}],

@@ -66,7 +66,7 @@ data:
   val_images: {coco}/images
   size: 64
 schedule: {{steps: [1]}}
-tricks: {{random_shape_sizes: [64, 96], random_shape_interval: 1, no_mixup_epochs: 0}}
+tricks: {{random_shape_sizes: [64, 96], random_shape_interval: 1, mixup_off_epochs: 0}}
 train: {{epochs: 1, batch_size: 4, workers: 0, log_interval: 1}}
 eval: {{batch_size: 4}}
 """

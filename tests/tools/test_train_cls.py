@@ -14,8 +14,8 @@ from tool_helpers import run_tool, train_in_process
 
 from detect_tricks.commands import train_cls
 from detect_tricks.config import ClsConfig
-from detect_tricks.engine.checkpoint import load_checkpoint
 from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
+from detect_tricks.utils.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")

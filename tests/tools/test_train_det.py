@@ -16,9 +16,9 @@ from detect_tricks.coco_eval import STAT_NAMES
 from detect_tricks.commands import train_det
 from detect_tricks.config import DetConfig
 from detect_tricks.detector import Detector
-from detect_tricks.engine.checkpoint import load_checkpoint
 from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
 from detect_tricks.export import OnnxYOLOv3, detector_metadata, export_onnx, largest_difference
+from detect_tricks.utils.checkpoint import load_checkpoint
 
 
 def _train_in_process(config_file: Path, out: Path, overrides: list[str]) -> RunDirectory:

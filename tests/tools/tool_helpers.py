@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from detect_tricks.config import load_config
-from detect_tricks.engine.distributed import DistContext
-from detect_tricks.engine.progress import setup_logging
 from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.utils.distributed import DistContext
+from detect_tricks.utils.progress import setup_logging
 
 ROOT = Path(__file__).resolve().parents[2]
 

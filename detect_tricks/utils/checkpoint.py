@@ -5,6 +5,11 @@ then renamed over the target: a process killed at any moment leaves either the o
 the new file, never a torn one. Files are read with `weights_only=True`, so a
 checkpoint or weight file from elsewhere cannot run code when loaded; everything saved
 here is therefore tensors, numbers, strings, lists, tuples and dicts.
+
+This module is the one reader of the training checkpoint's format (`CHECKPOINT_FORMAT`,
+written by `engine/checkpointing.py`): `load_training_checkpoint` for resuming,
+`load_trained` for using the trained model, `evaluated_weights` for its weights (the
+EMA's when the run kept one). docs/design.md, "Run directory", lists the keys.
 """
 
 from __future__ import annotations
@@ -14,15 +19,71 @@ import pickle
 import random
 import shutil
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from detect_tricks.errors import CheckpointError
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable, or not what the caller expects."""
+CHECKPOINT_FORMAT = "detect_tricks/1"
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """What a training checkpoint holds for using its model (not for resuming the run)."""
+
+    path: Path
+    config: dict[str, Any]  # the run's config as a dict (config_from_dict makes it typed)
+    weights: dict[str, torch.Tensor]  # the evaluated weights: the EMA's when the run had one
+    metadata: dict[str, Any]  # task facts, e.g. class names
+
+
+def is_training_checkpoint(checkpoint: dict[str, Any]) -> bool:
+    """Whether a loaded file is a checkpoint of tools/train_cls.py or tools/train_det.py."""
+    return checkpoint.get("format") == CHECKPOINT_FORMAT and isinstance(
+        checkpoint.get("config"), dict
+    )
+
+
+def load_training_checkpoint(
+    path: str | Path, tool: str = "a detect_tricks training tool"
+) -> dict[str, Any]:
+    """A training checkpoint, checked to be one (its format and its config); `tool` names
+    the expected writer in the error."""
+    checkpoint = load_checkpoint(path)
+    if not is_training_checkpoint(checkpoint):
+        raise CheckpointError(
+            f"{path} is not a checkpoint of {tool} (format {checkpoint.get('format')!r}, "
+            f"expected {CHECKPOINT_FORMAT!r} with its config)"
+        )
+    return checkpoint
+
+
+def evaluated_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a run evaluated: its EMA's when it kept one (train.ema), else the model's."""
+    ema = checkpoint.get("ema")
+    return ema["module"] if isinstance(ema, dict) else checkpoint["model"]
+
+
+def load_trained(
+    path: str | Path, tool: str = "a detect_tricks training tool", needs: str = ""
+) -> TrainedModel:
+    """The config, evaluated weights and metadata of a checkpoint of `tool`, whose metadata
+    must hold the key `needs` when given (what tells the two tasks' checkpoints apart)."""
+    checkpoint = load_training_checkpoint(path, tool)
+    if needs and needs not in (checkpoint.get("metadata") or {}):
+        raise CheckpointError(
+            f"{path} is not a checkpoint of {tool} (its metadata has no {needs!r})"
+        )
+    return TrainedModel(
+        Path(path),
+        checkpoint["config"],
+        evaluated_weights(checkpoint),
+        checkpoint.get("metadata") or {},
+    )
 
 
 def atomic_save(obj: dict[str, Any], path: str | Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-LOGGER_NAME = "detect_tricks"
+PACKAGE_LOGGER = "detect_tricks"  # the parent of every module's getLogger(__name__)
 _FILE_ONLY = "file_only"
 
 
@@ -31,7 +31,7 @@ class _TqdmStreamHandler(logging.StreamHandler):
 
 def setup_logging(log_file: Path | None, is_main: bool) -> logging.Logger:
     """Route the package logger to stdout and `log_file` (rank 0) or stderr (others)."""
-    logger = logging.getLogger(LOGGER_NAME)
+    logger = logging.getLogger(PACKAGE_LOGGER)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
@@ -70,7 +70,7 @@ class Progress:
     def __init__(self, enabled: bool, interactive: bool | None = None) -> None:
         self.enabled = enabled
         self.interactive = sys.stdout.isatty() if interactive is None else interactive
-        self.logger = logging.getLogger(LOGGER_NAME)
+        self.logger = logging.getLogger(__name__)
         self.bar: tqdm | None = None
         self.seconds_per_iter: float | None = None
 

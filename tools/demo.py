@@ -20,9 +20,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from detect_tricks.data.errors import DatasetError
 from detect_tricks.data.synthetic import GENERATOR_VERSION, generate
-from detect_tricks.engine.progress import format_duration
+from detect_tricks.errors import DatasetError
+from detect_tricks.utils.progress import format_duration
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "det" / "yolov3_r18d_demo.yaml"

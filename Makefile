@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench
+.PHONY: setup demo test lint format bench bench-peers
 
 setup: $(STAMP)
 
@@ -37,3 +37,8 @@ bench: $(STAMP)
 	cd benchmarks && ../$(PY) yolov3_speed.py
 	cd benchmarks && ../$(PY) det_loading.py
 	cd benchmarks && ../$(PY) loader_workers.py
+
+# Ours beside ultralytics' YOLOv3u and timm's ResNet-50-D in one process. The peers are
+# optional (setup does not install ultralytics): a missing one's rows say so.
+bench-peers: $(STAMP)
+	cd benchmarks && ../$(PY) peers.py --device cpu --deadline-s 3600

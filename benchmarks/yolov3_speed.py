@@ -14,27 +14,11 @@ import statistics
 import time
 
 import torch
-from common import write_results
+from common import synthetic_targets, write_results
 from torch.utils.flop_counter import FlopCounterMode
 
 from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models import DETECTORS
-
-
-def _targets(batch: int, size: int) -> list[dict[str, torch.Tensor]]:
-    generator = torch.Generator().manual_seed(0)
-    targets = []
-    for _ in range(batch):
-        xy = torch.rand(8, 2, generator=generator) * size * 0.7
-        wh = 16 + torch.rand(8, 2, generator=generator) * size * 0.3
-        targets.append(
-            {
-                "boxes": torch.cat([xy, (xy + wh).clamp(max=size)], 1),
-                "labels": torch.randint(0, 80, (8,), generator=generator),
-                "weights": torch.ones(8),
-            }
-        )
-    return targets
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -98,7 +82,7 @@ def main() -> None:
     flops = counter.get_total_flops()
     loss_fn = YOLOv3Loss(80, model.anchors)
     batch = torch.randn(args.batch, 3, args.size, args.size)
-    targets = _targets(args.batch, args.size)
+    targets = synthetic_targets(args.batch, args.size)
     rows = [
         {"layout": layout, **measure(model, loss_fn, batch, image, targets, layout, args.repeats)}
         for layout in ("contiguous", "channels_last")

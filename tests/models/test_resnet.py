@@ -7,15 +7,7 @@ import torch
 from torch import nn
 
 from detect_tricks.models import CLASSIFIERS
-from detect_tricks.models.resnet import (
-    Bottleneck,
-    ResNet,
-    resnet18_d,
-    resnet50,
-    resnet50_b,
-    resnet50_c,
-    resnet50_d,
-)
+from detect_tricks.models.resnet import Bottleneck, ResNet
 
 
 def _count(model: nn.Module) -> int:
@@ -23,20 +15,20 @@ def _count(model: nn.Module) -> int:
 
 
 def test_parameter_counts_match_torchvision_and_timm():
-    assert _count(resnet50_b()) == 25_557_032  # torchvision resnet50
-    assert _count(resnet50_d()) == 25_576_264  # timm resnet50d
-    assert _count(resnet50()) == 25_557_032  # the stride moves, no parameter does
-    assert _count(resnet50_c()) == 25_576_264  # D adds pooling, no parameters
+    assert _count(CLASSIFIERS["resnet50_b"]()) == 25_557_032  # torchvision resnet50
+    assert _count(CLASSIFIERS["resnet50_d"]()) == 25_576_264  # timm resnet50d
+    assert _count(CLASSIFIERS["resnet50"]()) == 25_557_032  # the stride moves, no parameter does
+    assert _count(CLASSIFIERS["resnet50_c"]()) == 25_576_264  # D adds pooling, no parameters
 
 
 def test_stride_placement_original_vs_b():
-    original, b = resnet50().layer2[0], resnet50_b().layer2[0]
+    original, b = CLASSIFIERS["resnet50"]().layer2[0], CLASSIFIERS["resnet50_b"]().layer2[0]
     assert (original.conv1.stride, original.conv2.stride) == ((2, 2), (1, 1))
     assert (b.conv1.stride, b.conv2.stride) == ((1, 1), (2, 2))
 
 
 def test_c_has_the_deep_stem_and_d_the_average_pool_shortcut():
-    c, d = resnet50_c(), resnet50_d()
+    c, d = CLASSIFIERS["resnet50_c"](), CLASSIFIERS["resnet50_d"]()
     convs = [m for m in c.conv1 if isinstance(m, nn.Conv2d)]
     assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride) for m in convs] == [
         (3, 32, (3, 3), (2, 2)),
@@ -53,7 +45,7 @@ def test_c_has_the_deep_stem_and_d_the_average_pool_shortcut():
 
 def test_zero_gamma_makes_every_block_the_identity_of_its_shortcut():
     torch.manual_seed(0)
-    model = resnet50_d(zero_gamma=True, width=0.25).eval()
+    model = CLASSIFIERS["resnet50_d"](zero_gamma=True, width=0.25).eval()
     blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
     assert len(blocks) == 16
     for block in blocks:
@@ -63,21 +55,21 @@ def test_zero_gamma_makes_every_block_the_identity_of_its_shortcut():
     assert all(b.bn3.weight.abs().sum() == 0 for b in blocks)
     assert all(
         b.bn3.weight.abs().sum() > 0
-        for b in resnet50_d(width=0.25).modules()
+        for b in CLASSIFIERS["resnet50_d"](width=0.25).modules()
         if isinstance(b, Bottleneck)
     )
 
 
 def test_features_at_strides_8_16_32_with_channels_read_from_the_model():
-    model = resnet50_d(width=0.25, num_classes=0)
+    model = CLASSIFIERS["resnet50_d"](width=0.25, num_classes=0)
     features = model.forward_features(torch.randn(1, 3, 96, 128))
     assert [tuple(f.shape[2:]) for f in features] == [(12, 16), (6, 8), (3, 4)]
     assert [f.shape[1] for f in features] == model.out_channels == [128, 256, 512]
-    assert resnet18_d().out_channels == [128, 256, 512]
+    assert CLASSIFIERS["resnet18_d"]().out_channels == [128, 256, 512]
 
 
 def test_odd_input_sizes_work_with_ceil_mode_pooling():
-    logits = resnet18_d(num_classes=3, width=0.25)(torch.randn(2, 3, 75, 93))
+    logits = CLASSIFIERS["resnet18_d"](num_classes=3, width=0.25)(torch.randn(2, 3, 75, 93))
     assert logits.shape == (2, 3)
 
 

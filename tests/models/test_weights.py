@@ -8,7 +8,7 @@ import torchvision
 from safetensors.torch import save_file
 
 from detect_tricks.errors import WeightsError
-from detect_tricks.models.resnet import resnet18_b, resnet18_d, resnet34_d, resnet50_b, resnet50_d
+from detect_tricks.models import CLASSIFIERS
 from detect_tricks.models.weights import load_weights_file
 
 timm = pytest.importorskip("timm", reason="timm (the dev extra) provides the reference models")
@@ -26,11 +26,11 @@ def _randomise_bn(model: torch.nn.Module) -> None:
 @pytest.mark.parametrize(
     ("make_source", "make_ours", "suffix"),
     [
-        (lambda: torchvision.models.resnet50(), resnet50_b, ".pth"),
-        (lambda: torchvision.models.resnet18(), resnet18_b, ".safetensors"),
-        (lambda: timm.create_model("resnet50d"), resnet50_d, ".safetensors"),
-        (lambda: timm.create_model("resnet18d"), resnet18_d, ".pth"),
-        (lambda: timm.create_model("resnet34d"), resnet34_d, ".pt"),
+        (lambda: torchvision.models.resnet50(), CLASSIFIERS["resnet50_b"], ".pth"),
+        (lambda: torchvision.models.resnet18(), CLASSIFIERS["resnet18_b"], ".safetensors"),
+        (lambda: timm.create_model("resnet50d"), CLASSIFIERS["resnet50_d"], ".safetensors"),
+        (lambda: timm.create_model("resnet18d"), CLASSIFIERS["resnet18_d"], ".pth"),
+        (lambda: timm.create_model("resnet34d"), CLASSIFIERS["resnet34_d"], ".pt"),
     ],
 )
 def test_imported_model_gives_the_source_logits(tmp_path, make_source, make_ours, suffix):
@@ -53,7 +53,7 @@ def test_a_state_dict_that_does_not_fit_lists_the_problems(tmp_path):
     path = tmp_path / "tv.pth"
     torch.save(torchvision.models.resnet50().state_dict(), path)
     with pytest.raises(WeightsError) as err:
-        load_weights_file(resnet50_d(num_classes=10), path)
+        load_weights_file(CLASSIFIERS["resnet50_d"](num_classes=10), path)
     message = str(err.value)
     assert "do not fit ResNet" in message
     assert "missing keys (conv1.0.weight" in message
@@ -64,7 +64,7 @@ def test_a_state_dict_that_does_not_fit_lists_the_problems(tmp_path):
 def test_backbone_import_skips_the_classifier(tmp_path):
     path = tmp_path / "timm18d.pth"
     torch.save({"state_dict": timm.create_model("resnet18d").state_dict()}, path)
-    backbone = resnet18_d(num_classes=0)
+    backbone = CLASSIFIERS["resnet18_d"](num_classes=0)
     load_weights_file(backbone, path, skip_head=True)
     assert torch.equal(
         backbone.layer4[1].conv2.weight, torch.load(path)["state_dict"]["layer4.1.conv2.weight"]

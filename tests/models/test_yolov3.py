@@ -8,19 +8,22 @@ import torch
 from detect_tricks.coco_eval import detections_to_results, evaluate_results, load_ground_truth
 from detect_tricks.config import COCO_ANCHORS, DetModelConfig
 from detect_tricks.losses import YOLOv3Loss
-from detect_tricks.models import DETECTORS, build_detector, yolov3_resnet18_d, yolov3_resnet50_d
+from detect_tricks.models import DETECTORS, build_detector
 from detect_tricks.postprocess import postprocess
 
 
 def test_output_shapes_for_any_size_divisible_by_32():
-    model = yolov3_resnet18_d(num_classes=3, width=0.25).eval()
+    model = DETECTORS["yolov3_resnet18_d"](num_classes=3, width=0.25).eval()
     for h, w in [(128, 128), (96, 160), (320, 224)]:
         outputs = model(torch.randn(2, 3, h, w))
         assert [tuple(o.shape) for o in outputs] == [(2, 3, h // s, w // s, 8) for s in (8, 16, 32)]
 
 
 def test_head_reads_the_backbone_channels():
-    r18, r50 = yolov3_resnet18_d(num_classes=1), yolov3_resnet50_d(num_classes=1)
+    r18, r50 = (
+        DETECTORS["yolov3_resnet18_d"](num_classes=1),
+        DETECTORS["yolov3_resnet50_d"](num_classes=1),
+    )
     assert r18.blocks[0].body[0][0].in_channels == 512  # ResNet-18 stride-32 tap
     assert r50.blocks[0].body[0][0].in_channels == 2048
     assert r50.blocks[1].body[0][0].in_channels == 256 + 1024
@@ -30,7 +33,7 @@ def test_head_reads_the_backbone_channels():
 
 
 def test_objectness_starts_at_the_prior():
-    model = yolov3_resnet18_d(num_classes=2, width=0.25)
+    model = DETECTORS["yolov3_resnet18_d"](num_classes=2, width=0.25)
     bias = model.heads[0].bias.view(3, 7)
     torch.testing.assert_close(bias[:, 4].sigmoid(), torch.full((3,), 0.01))
     assert bias[:, :4].abs().sum() == 0 and bias[:, 5:].abs().sum() == 0
@@ -109,7 +112,7 @@ def test_overfits_two_images_to_ap50_above_0_9():
     torch.manual_seed(0)
     torch.set_flush_denormal(True)
     images, targets = _two_images()
-    model = yolov3_resnet18_d(num_classes=3, width=0.25)
+    model = DETECTORS["yolov3_resnet18_d"](num_classes=3, width=0.25)
     loss_fn = YOLOv3Loss(3, model.anchors)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     for _ in range(300):

@@ -6,7 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench bench-peers
+# The floor: the oldest torch/torchvision that pyproject.toml allows, everything else as
+# constraints.txt pins it, in a second environment (`make test-floor`, run by CI too).
+FLOOR_VENV := .venv-floor
+FLOOR_PY := $(FLOOR_VENV)/bin/python
+FLOOR_STAMP := $(FLOOR_VENV)/.installed
+FLOOR_PINS := torch==2.11.0 torchvision==0.26.0
+
+.PHONY: setup demo test test-floor lint format bench bench-peers
 
 setup: $(STAMP)
 
@@ -22,6 +29,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+$(FLOOR_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_PY) -m pip install --quiet --upgrade pip
+	grep -v -E '^(torch|torchvision)==' constraints.txt > $(FLOOR_VENV)/constraints.txt
+	$(FLOOR_PY) -m pip install --quiet -c $(FLOOR_VENV)/constraints.txt $(FLOOR_PINS) -e '.[dev]'
+	touch $(FLOOR_STAMP)
+
+test-floor: $(FLOOR_STAMP)
+	$(FLOOR_PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -116,6 +116,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["off", "fp16", "bf16"] = "off"
     channels_last: bool = False
+    compile: bool = False  # torch.compile the model the step calls (fewer, fused kernels)
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only)
     ema: bool = False  # evaluate an exponential moving average of the weights
     ema_decay: float = 0.9998

@@ -65,7 +65,9 @@ def build_autocast(amp: str, device: torch.device) -> Callable[[], AbstractConte
 def prepare_model(
     model: nn.Module, cfg: TrainConfig, ctx: DistContext
 ) -> tuple[nn.Module, nn.Module]:
-    """Move to the device and memory format, wrap for DDP; returns (wrapped, bare)."""
+    """Move to the device and memory format, wrap for DDP, then compile when
+    `train.compile` (the DDP wrapper compiled, as torch's DDP notes advise, so its
+    optimizer splits the graph at bucket boundaries); returns (what the step calls, bare)."""
     if cfg.sync_bn and ctx.is_distributed:
         if ctx.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -73,10 +75,13 @@ def prepare_model(
             logger.warning("train.sync_bn needs CUDA: each CPU process keeps its own BN stats")
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(ctx.device, memory_format=memory_format)
-    if not ctx.is_distributed:
-        return model, model
-    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids), model
+    wrapped = model
+    if ctx.is_distributed:
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        wrapped = DistributedDataParallel(model, device_ids=device_ids)
+    if cfg.compile:
+        wrapped = torch.compile(wrapped)
+    return wrapped, model
 
 
 def build_train_parts(

@@ -22,7 +22,7 @@ from detect_tricks.utils.checkpoint import (
     atomic_copy,
     atomic_save,
     capture_rng_state,
-    is_training_checkpoint,
+    require_training_checkpoint,
     restore_rng_state,
 )
 from detect_tricks.utils.distributed import DistContext, all_gather_objects
@@ -70,11 +70,7 @@ def restore_training_checkpoint(
     parts: TrainParts, checkpoint: dict[str, Any], ctx: DistContext
 ) -> TrainState:
     """Load a checkpoint of `training_checkpoint` into `parts` and this process's RNGs."""
-    if not is_training_checkpoint(checkpoint):
-        raise CheckpointError(
-            f"not a detect_tricks training checkpoint (format {checkpoint.get('format')!r}, "
-            f"expected {CHECKPOINT_FORMAT!r})"
-        )
+    require_training_checkpoint(checkpoint, "the checkpoint to resume")
     parts.module.load_state_dict(checkpoint["model"])
     parts.optimizer.load_state_dict(checkpoint["optimizer"])
     if checkpoint["scaler"]:

@@ -35,7 +35,6 @@ CHECKPOINT_FORMAT = "detect_tricks/1"
 class TrainedModel:
     """What a training checkpoint holds for using its model (not for resuming the run)."""
 
-    path: Path
     config: dict[str, Any]  # the run's config as a dict (config_from_dict makes it typed)
     weights: dict[str, torch.Tensor]  # the evaluated weights: the EMA's when the run had one
     metadata: dict[str, Any]  # task facts, e.g. class names
@@ -48,17 +47,24 @@ def is_training_checkpoint(checkpoint: dict[str, Any]) -> bool:
     )
 
 
+def require_training_checkpoint(
+    checkpoint: dict[str, Any], source: str, tool: str = "a detect_tricks training tool"
+) -> None:
+    """Raise a `CheckpointError` naming `source` and the expected writer `tool` unless
+    `checkpoint` is a training checkpoint (its format and its config)."""
+    if not is_training_checkpoint(checkpoint):
+        raise CheckpointError(
+            f"{source} is not a checkpoint of {tool} (format {checkpoint.get('format')!r}, "
+            f"expected {CHECKPOINT_FORMAT!r} with its config)"
+        )
+
+
 def load_training_checkpoint(
     path: str | Path, tool: str = "a detect_tricks training tool"
 ) -> dict[str, Any]:
-    """A training checkpoint, checked to be one (its format and its config); `tool` names
-    the expected writer in the error."""
+    """A training checkpoint, checked to be one; `tool` names the expected writer."""
     checkpoint = load_checkpoint(path)
-    if not is_training_checkpoint(checkpoint):
-        raise CheckpointError(
-            f"{path} is not a checkpoint of {tool} (format {checkpoint.get('format')!r}, "
-            f"expected {CHECKPOINT_FORMAT!r} with its config)"
-        )
+    require_training_checkpoint(checkpoint, str(path), tool)
     return checkpoint
 
 
@@ -79,7 +85,6 @@ def load_trained(
             f"{path} is not a checkpoint of {tool} (its metadata has no {needs!r})"
         )
     return TrainedModel(
-        Path(path),
         checkpoint["config"],
         evaluated_weights(checkpoint),
         checkpoint.get("metadata") or {},

@@ -216,6 +216,29 @@ def limit_size(image: np.ndarray, target: Target, max_side: int) -> tuple[np.nda
     return out, {**target, "boxes": target["boxes"] * factors}
 
 
+def limit_canvas(canvas: Canvas, target: Target, max_side: int) -> tuple[Canvas, Target]:
+    """Shrink an expanded canvas (its image, offsets and boxes) whose longer side exceeds
+    `max_side`, by the rule of `limit_size`.
+
+    Random expand makes canvases up to 4x the photo's side, and the SSD crop and the resize
+    to the training size then worked on up to 16x the pixels that the output can use:
+    on real photos at 416 px this was the largest cost of a sample. The image lands within
+    half a pixel of where the unshrunk one would, in the shrunk canvas's coordinates.
+    """
+    if max(canvas.height, canvas.width) <= max_side:
+        return canvas, target
+    scale = max_side / max(canvas.height, canvas.width)
+    height, width = max(1, round(canvas.height * scale)), max(1, round(canvas.width * scale))
+    factors = np.array([width / canvas.width, height / canvas.height] * 2, dtype=np.float32)
+    h, w = canvas.image.shape[:2]
+    size = (max(1, min(width, round(w * factors[0]))), max(1, min(height, round(h * factors[1]))))
+    image = cv2.resize(canvas.image, size, interpolation=cv2.INTER_AREA)
+    top = min(round(canvas.top * factors[1]), height - size[1])
+    left = min(round(canvas.left * factors[0]), width - size[0])
+    shrunk = Canvas(image, height, width, top, left)
+    return shrunk, {**target, "boxes": target["boxes"] * factors}
+
+
 def to_tensors(image: np.ndarray, target: Target) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Normalised (3, H, W) float image and the target as tensors."""
     tensors = {
@@ -223,7 +246,7 @@ def to_tensors(image: np.ndarray, target: Target) -> tuple[torch.Tensor, dict[st
         "labels": torch.from_numpy(target["labels"].astype(np.int64)),
         "weights": torch.from_numpy(target["weights"].astype(np.float32)),
     }
-    return to_normalized_tensor(image.astype(np.float32) / 255.0), tensors
+    return to_normalized_tensor(image), tensors
 
 
 class DetectionTrainTransform:
@@ -233,10 +256,15 @@ class DetectionTrainTransform:
     Args:
         expand_ratio: random expand's largest canvas side over the image's (GluonCV: 4);
             1 skips the expand, for data whose objects are already as small as they get.
+        max_side: the longest canvas side the crop and resize work on (`limit_canvas`);
+            None keeps every expanded canvas at full resolution.
     """
 
-    def __init__(self, expand_ratio: float = GLUONCV_EXPAND_RATIO) -> None:
+    def __init__(
+        self, expand_ratio: float = GLUONCV_EXPAND_RATIO, max_side: int | None = None
+    ) -> None:
         self.expand_ratio = expand_ratio
+        self.max_side = max_side
         self.color = A.Compose(
             [
                 A.RandomBrightnessContrast(
@@ -258,6 +286,8 @@ class DetectionTrainTransform:
         canvas = Canvas.of(image)
         if self.expand_ratio > 1 and rng.uniform() < 0.5:
             canvas, target = random_expand(image, target, rng, self.expand_ratio)
+            if self.max_side is not None:
+                canvas, target = limit_canvas(canvas, target, self.max_side)
         image, target = random_ssd_crop(canvas, target, rng)
         interpolation = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))]
         image, target = resize(image, target, size, interpolation)
@@ -285,4 +315,4 @@ class DetectionEvalTransform:
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         resized = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
-        return to_normalized_tensor(resized.astype(np.float32) / 255.0)
+        return to_normalized_tensor(resized)

@@ -92,8 +92,9 @@ class DetectionTrainSet(_SkipsUnreadable, Dataset):
         size: the input size when the key carries none (no random shapes).
         mixup_alpha: Beta(alpha, alpha) of detection mixup, or None without mixup.
         mixup_until_epoch: the first epoch without mixup.
-        largest_size: the largest input size of any batch; photos are first shrunk to
-            `largest_size / 0.3` pixels per side, the most the transforms can use.
+        largest_size: the largest input size of any batch; photos, and the canvases of
+            random expand, are shrunk to `largest_size / 0.3` pixels per side, the most the
+            transforms can use.
         expand_ratio: random expand's largest canvas side over the image's; 1 turns it off.
     """
 
@@ -111,7 +112,7 @@ class DetectionTrainSet(_SkipsUnreadable, Dataset):
         self.max_side = math.ceil((largest_size or size) / MIN_CROP_SCALE)
         self.mixup_alpha = mixup_alpha
         self.mixup_until_epoch = mixup_until_epoch
-        self.transform = DetectionTrainTransform(expand_ratio)
+        self.transform = DetectionTrainTransform(expand_ratio, self.max_side)
 
     def __len__(self) -> int:
         return len(self.source)

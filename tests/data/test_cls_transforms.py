@@ -13,7 +13,8 @@ from detect_tricks.data.cls_transforms import (
     PCA_EIGVEC,
     ClassificationEvalTransform,
     ClassificationTrainTransform,
-    pca_lighting,
+    pca_lighting_offset,
+    to_normalized_tensor,
 )
 
 
@@ -32,11 +33,21 @@ def test_train_preset_shape_and_determinism(image):
 
 
 def test_pca_lighting_adds_the_same_rgb_offset_to_every_pixel():
-    image = np.full((4, 5, 3), 0.5, np.float32)
-    out = pca_lighting(image, 0.1, np.random.default_rng(1))
+    image = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    offset = pca_lighting_offset(0.1, np.random.default_rng(1))
     alpha = np.random.default_rng(1).normal(0.0, 0.1, size=3).astype(np.float32)
-    expected = PCA_EIGVEC @ (alpha * PCA_EIGVAL)
-    np.testing.assert_allclose(out - image, np.broadcast_to(expected, image.shape), atol=1e-7)
+    np.testing.assert_allclose(offset, PCA_EIGVEC @ (alpha * PCA_EIGVAL), atol=1e-7)
+    expected = (image / 255.0 + offset - IMAGENET_MEAN) / IMAGENET_STD
+    out = to_normalized_tensor(image, offset)
+    assert out.shape == (3, 4, 5) and out.dtype == torch.float32 and out.is_contiguous()
+    np.testing.assert_allclose(out.numpy(), expected.transpose(2, 0, 1), atol=1e-5)
+
+
+def test_normalising_a_uint8_image_uses_the_imagenet_statistics():
+    image = np.array([[[0, 255, 128]]], np.uint8)
+    out = to_normalized_tensor(image).flatten().numpy()
+    expected = (np.array([0, 1, 128 / 255]) - IMAGENET_MEAN) / IMAGENET_STD
+    np.testing.assert_allclose(out, expected, atol=1e-6)  # -2.118, 2.429, 0.009
 
 
 def test_eval_preset_resizes_the_short_side_then_centre_crops(image):

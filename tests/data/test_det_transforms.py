@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,7 @@ from detect_tricks.data.det_transforms import (
     DetectionEvalTransform,
     DetectionTrainTransform,
     crop_boxes,
+    limit_canvas,
     pairwise_iou,
     random_expand,
     random_ssd_crop,
@@ -104,6 +106,26 @@ def test_a_crop_of_the_virtual_canvas_equals_the_crop_of_the_materialised_one():
         x0, y0, x1, y1 = window
         np.testing.assert_array_equal(canvas.crop(*window), materialised[y0:y1, x0:x1])
     assert Canvas.of(image).crop(1, 2, 5, 6).base is not None  # unexpanded: a view, no copy
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_shrunk_canvas_keeps_boxes_on_their_pixels_and_its_picture(seed):
+    rng = np.random.default_rng(seed)
+    image, target = _scene(rng)
+    canvas, target = random_expand(image, target, rng, max_ratio=4.0)
+    shrunk, shrunk_target = limit_canvas(canvas, target, max_side=150)
+    assert max(shrunk.height, shrunk.width) == 150
+    assert shrunk.top + shrunk.image.shape[0] <= shrunk.height
+    assert shrunk.left + shrunk.image.shape[1] <= shrunk.width
+    _assert_boxes_cover_the_drawn_pixels(shrunk.full(), shrunk_target["boxes"])
+    # the same picture as shrinking the materialised canvas, but for edge pixels
+    expected = cv2.resize(
+        canvas.full(), (shrunk.width, shrunk.height), interpolation=cv2.INTER_AREA
+    )
+    difference = np.abs(shrunk.full().astype(int) - expected.astype(int))
+    assert np.median(difference) <= 1 and (difference > 40).mean() < 0.05
+    small = Canvas(image, 140, 150, 10, 5)
+    assert limit_canvas(small, target, max_side=150)[0] is small  # fits: untouched
 
 
 def test_crop_drops_boxes_whose_centre_leaves_the_window():

@@ -120,7 +120,9 @@ class TrainConfig:
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only)
     ema: bool = False  # evaluate an exponential moving average of the weights
     ema_decay: float = 0.9998
-    workers: int = 4  # data-loading processes per training process
+    # data-loading processes per training process; auto: on a GPU every core of this
+    # process's share but one, on the CPU 2 (engine/setup.py, resolve_workers)
+    workers: int | Literal["auto"] = "auto"
     log_interval: int = 20  # iterations between metrics.jsonl lines
     checkpoint_interval: int = 0  # iterations between extra checkpoints; 0: each epoch only
     tensorboard: bool = False  # also write the logged scalars to <run>/tb/ (needs tensorboard)
@@ -129,7 +131,12 @@ class TrainConfig:
         _require(self.epochs > 0, "train.epochs", "> 0", self.epochs)
         _require(self.batch_size > 0, "train.batch_size", "> 0", self.batch_size)
         _require(0 < self.ema_decay < 1, "train.ema_decay", "in (0, 1)", self.ema_decay)
-        _require(self.workers >= 0, "train.workers", ">= 0", self.workers)
+        _require(
+            self.workers == "auto" or self.workers >= 0,
+            "train.workers",
+            ">= 0 or auto",
+            self.workers,
+        )
         _require(self.log_interval > 0, "train.log_interval", "> 0", self.log_interval)
         _require(
             self.checkpoint_interval >= 0,

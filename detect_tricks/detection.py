@@ -27,7 +27,7 @@ from detect_tricks.data.detection import (
 from detect_tricks.data.sampling import random_shape_schedule
 from detect_tricks.data.voc import read_voc
 from detect_tricks.engine.precise_bn import PreciseBN
-from detect_tricks.engine.setup import build_eval_loader
+from detect_tricks.engine.setup import build_eval_loader, resolve_workers
 from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models.yolov3 import YOLOv3
 from detect_tricks.postprocess import NMSSettings, postprocess, rescale_boxes
@@ -225,6 +225,11 @@ def build_precise_bn(
         )
     dataset = DetectionEvalSet(train_source, cfg.data.size)
     loader = build_eval_loader(
-        dataset, batch, cfg.train.workers, collate_detection, ctx, subset=subset
+        dataset,
+        batch,
+        resolve_workers(cfg.train.workers, ctx),
+        collate_detection,
+        ctx,
+        subset=subset,
     )
     return PreciseBN(loader, cfg.eval.precise_bn_batches, ctx, cfg.train.channels_last, autocast)

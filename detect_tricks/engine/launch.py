@@ -24,6 +24,7 @@ from detect_tricks.engine.setup import (
     build_eval_loader,
     build_loader,
     configure_device,
+    resolve_workers,
     seed_everything,
 )
 from detect_tricks.engine.trainer import Trainer
@@ -85,10 +86,13 @@ def build_loaders(
     sampler = TrainBatchSampler(
         len(train_set), train.batch_size, ctx.rank, ctx.world_size, train.seed, size_schedule
     )
+    workers = resolve_workers(train.workers, ctx)
+    if train.workers == "auto":
+        logger.info("train.workers auto: %d loader workers per process on %s", workers, ctx.device)
     return Loaders(
-        build_loader(train_set, sampler, train.workers, collate, train.seed, ctx.device),
+        build_loader(train_set, sampler, workers, collate, train.seed, ctx.device),
         sampler,
-        build_eval_loader(val_set, cfg.eval.batch_size, train.workers, collate, ctx),
+        build_eval_loader(val_set, cfg.eval.batch_size, workers, collate, ctx),
     )
 
 

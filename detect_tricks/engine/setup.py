@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import random
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -107,6 +108,37 @@ def build_train_parts(
         channels_last=train.channels_last,
         ema=ModelEma(module, train.ema_decay) if train.ema else None,
     )
+
+
+# On the CPU the training threads need the cores: two workers keep a batch ready for
+# the flowers5 and detection small configs, whose loading is a few percent of a step
+# (README, "Speed"); the demo's tiny model is faster with none and sets 0.
+CPU_AUTO_WORKERS = 2
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, as `taskset` or a
+    container's cpuset sets it), not the machine's total."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | Literal["auto"], ctx: DistContext) -> int:
+    """`train.workers`, with `auto` decided for this machine and device.
+
+    On a GPU the step waits for data: one core makes 27-43 detection samples/s with the
+    GluonCV preset at 416 px (`benchmarks/results/det_loading_fruit_416.md`), and a
+    YOLOv3 step on an H200 takes 670 images/s, so `auto` gives every usable core of this
+    process's share of the node but one (the main process's), at least 2. On the CPU it
+    is `CPU_AUTO_WORKERS`.
+    """
+    if workers != "auto":
+        return workers
+    if ctx.device.type != "cuda":
+        return CPU_AUTO_WORKERS
+    processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(2, usable_cores() // processes_here - 1)
 
 
 def build_loader(

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detect_tricks.config import ClsConfig, ClsTricksConfig, config_from_dict
+from detect_tricks.config import ClsConfig, ClsTricksConfig
+from detect_tricks.config_loader import config_from_dict
 from detect_tricks.data.cls_transforms import (
     ClassificationEvalTransform,
     ClassificationTrainTransform,

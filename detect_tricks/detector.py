@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detect_tricks.config import DetConfig, config_from_dict
+from detect_tricks.config import DetConfig
+from detect_tricks.config_loader import config_from_dict
 from detect_tricks.data.det_transforms import DetectionEvalTransform
 from detect_tricks.data.detection import DetectionSource
 from detect_tricks.data.image import read_rgb

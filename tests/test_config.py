@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from detect_tricks.config import (
-    ClsConfig,
-    DetConfig,
-    config_diff,
-    config_from_dict,
-    dump_config,
-    load_config,
-)
+from detect_tricks.config import ClsConfig, DetConfig
+from detect_tricks.config_loader import config_diff, config_from_dict, dump_config, load_config
 from detect_tricks.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ PACKAGE = Path(detect_tricks.__file__).parent
 # Lowest first. A module not named here fails the test: place it when adding it.
 STEP_MATH = ["assign", "losses", "postprocess", "optim", "schedules", "coco_eval", "visualize"]
 LAYERS = [
-    ("foundations", ["errors", "config"]),
+    ("foundations", ["errors", "config", "config_loader"]),
     ("utilities", ["utils"]),
     ("data, models and their math", ["data", "models", *STEP_MATH]),
     ("the training engine", ["engine"]),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detect_tricks.config import parse_yaml
+from detect_tricks.config_loader import parse_yaml
 from detect_tricks.errors import ConfigError
 
 LADDER_KINDS = ("leave_one_out", "stacked", "add_one")

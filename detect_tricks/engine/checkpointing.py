@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from detect_tricks.config import config_to_dict
+from detect_tricks.config_loader import config_to_dict
 from detect_tricks.engine.parts import TrainParts, TrainState
 from detect_tricks.engine.run_dir import RunDirectory
 from detect_tricks.errors import CheckpointError, NonFiniteLossError

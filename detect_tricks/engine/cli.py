@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from detect_tricks.config import config_diff, config_from_dict, load_config
+from detect_tricks.config_loader import config_diff, config_from_dict, load_config
 from detect_tricks.engine.run_dir import RunDirectory
 from detect_tricks.errors import USER_ERRORS, CheckpointError, ConfigError, NonFiniteLossError
 from detect_tricks.utils.checkpoint import load_training_checkpoint

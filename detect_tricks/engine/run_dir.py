@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from detect_tricks.config import dump_config
+from detect_tricks.config_loader import dump_config
 from detect_tricks.errors import RunDirectoryError
 
 

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from detect_tricks.commands import train_det
-from detect_tricks.config import DetConfig, load_config
+from detect_tricks.config import DetConfig
+from detect_tricks.config_loader import load_config
 from detect_tricks.detector import Detector
 from detect_tricks.errors import CheckpointError, ConfigError, WeightsError
 from detect_tricks.models.weights import load_weights, read_state_dict

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from detect_tricks.config import load_config
+from detect_tricks.config_loader import load_config
 from detect_tricks.engine.run_dir import RunDirectory
 from detect_tricks.utils.distributed import DistContext
 from detect_tricks.utils.progress import setup_logging

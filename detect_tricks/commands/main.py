@@ -23,6 +23,7 @@ COMMANDS = {
     "eval-cls": "detect_tricks.commands.eval_cls",
     "export": "detect_tricks.commands.export_det",
     "voc2coco": "detect_tricks.commands.voc2coco",
+    "shrink-coco": "detect_tricks.commands.shrink_coco",
     "ablate": "detect_tricks.commands.ablate",
 }
 

@@ -1,0 +1,58 @@
+#!/bin/bash
+# Run THERE, on the `device` tool's H200, after benchmarks/device/prepare.sh here:
+#   run(command="bash benchmarks/device/session.sh", carry=[".device"], timeout_s=600)
+# Everything a GPU session owes the open issues, most important first, inside one
+# deadline (BUDGET_S, default 540 s, so the call ends before its 600 s limit):
+#   1. issue 11: the full-scale ladders' baseline, chosen small recipe and all tricks,
+#      3 seeds, on fruit and raccoon (--jobs 4, 3 loader workers each);
+#   2. issue 13: peers beside ours on CUDA (fp32, bf16), then the bf16 step profile.
+# Results land in $OUT (at most 8 files come back): the ladders' ablation.md and the
+# benchmarks' markdown tables, and session.log. A ladder cut by the deadline resumes
+# where it stopped at the next call (runs/ stays on the machine while it is warm).
+# Rehearsal here, on the CPU, the ladders dry:
+#   PY=.venv/bin/python DEVICE=cpu SKIP_INSTALL=1 LADDER_ARGS=--dry-run BUDGET_S=100 \
+#     OUT=/tmp/device_out bash benchmarks/device/session.sh
+set -u
+BUDGET_S=${BUDGET_S:-540}
+DEVICE=${DEVICE:-cuda}
+PY=${PY:-python3}
+LADDER_ARGS=${LADDER_ARGS:-}
+OUT=${OUT:-/tmp/device_out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/session.log") 2>&1
+export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1
+if [ -z "${SKIP_INSTALL:-}" ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .device/wheels/*.whl || exit 1
+fi
+export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+END=$((SECONDS + BUDGET_S))
+left() { echo $((END - SECONDS)); }
+step() {  # step NAME SECONDS_AT_MOST COMMAND...: skipped when too little time is left
+  local name=$1 most=$2; shift 2
+  local limit; limit=$(left); [ "$limit" -gt "$most" ] && limit=$most
+  if [ "$limit" -lt 20 ]; then echo "== $name: skipped, $(left) s left"; return; fi
+  echo "== $name: up to $limit s ($(left) s left)"
+  timeout "$limit" "$@"; echo "== $name: rc $? after $((SECONDS - START)) s"
+}
+START=$SECONDS
+touch /tmp/session_start  # only results newer than this are sent back
+$PY -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+ROWS='baseline,+cosine_warmup+no_bias_decay+label_smoothing,all'
+for set in fruit raccoon; do
+  step "ladder $set" 170 $PY tools/ablate.py "configs/ablations/${set}_bof_full.yaml" \
+    --runs "$ROWS" --jobs 4 --out "runs/ablations/${set}_bof_full_gpu" \
+    --set train.workers=3 --set model.backbone_weights=.device/backbone.pt \
+    --set "data.train_ann=.device/data/$set/annotations/instances_train.json" \
+    --set "data.train_images=.device/data/$set/images" \
+    --set "data.val_ann=.device/data/$set/annotations/instances_val.json" \
+    --set "data.val_images=.device/data/$set/images" $LADDER_ARGS
+  report="runs/ablations/${set}_bof_full_gpu/ablation.md"
+  [ "$report" -nt /tmp/session_start ] && cp "$report" "$OUT/${set}_bof_full_gpu.md"
+done
+step peers 150 $PY benchmarks/peers.py --device "$DEVICE" --precision fp32,bf16 --deadline-s 120
+step profile 45 $PY benchmarks/step_profile.py --device "$DEVICE" --precision bf16 --steps 3
+for table in "peers_$DEVICE" "step_profile_$DEVICE"; do
+  [ "benchmarks/results/$table.md" -nt /tmp/session_start ] && cp "benchmarks/results/$table.md" "$OUT/"
+done
+ls -la "$OUT"

@@ -88,7 +88,14 @@ def ablate(
                 format_duration(result.seconds),
             )
 
-        run_jobs(ladder, jobs, jobs_at_once, report)
+        try:
+            run_jobs(ladder, jobs, jobs_at_once, report)
+        except (KeyboardInterrupt, SystemExit) as stop:
+            logger.warning(
+                "stopped: the running trainings saved a checkpoint and exited; "
+                "the same command resumes the ladder"
+            )
+            raise SystemExit(130 if isinstance(stop, KeyboardInterrupt) else stop.code) from None
     # The ladder as read at the start: the file may have been edited during the runs.
     write_report(ladder, runs, out, report_command(ladder_path, out, selection))
     return len(failed)

@@ -6,6 +6,11 @@ checkpoints are the usual ones. A job whose `summary.json` says finished is skip
 with a checkpoint is resumed with `--resume`; any other starts afresh. The ladder's plan
 (base config text, seeds, each run's overrides) is stored in `<out>/plan.json`, and a
 ladder that no longer matches it is refused: its finished runs would be stale.
+
+A runner told to stop (SIGTERM from `kill`, `timeout` or a batch scheduler; Ctrl-C)
+passes the stop on to the trainings it runs, which save a checkpoint and exit
+(`engine/stop.py`), starts no waiting job, and exits once they have: nothing is left
+training behind it, and the same command resumes the ladder.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from detect_tricks.ablation.ladder import TOOLS, Ladder, Run, plan_differences, plan_of
 from detect_tricks.errors import ConfigError
@@ -92,8 +101,10 @@ def child_environment(jobs_at_once: int) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class JobResult:
+    """How a job ended: its exit status (None: never started, the runner was stopping)."""
+
     job: Job
-    returncode: int
+    returncode: int | None
     seconds: float
 
     @property
@@ -101,18 +112,68 @@ class JobResult:
         return self.job.directory / "ablate_output.txt"
 
 
-def run_job(ladder: Ladder, job: Job, env: dict[str, str]) -> JobResult:
+class ChildProcesses:
+    """The trainings this runner runs now, so that a stop reaches them all."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def run(self, command: list[str], **popen_args: Any) -> int | None:
+        """Run `command` to its end and return its exit status; None, without starting
+        it, once the runner is stopping."""
+        with self._lock:
+            if self.stopping:
+                return None
+            process = subprocess.Popen(command, **popen_args)
+            self._running.add(process)
+        try:
+            return process.wait()
+        finally:
+            with self._lock:
+                self._running.discard(process)
+
+    def stop(self) -> None:
+        """SIGTERM every running training (each saves a checkpoint and exits); start no more."""
+        with self._lock:
+            self.stopping = True
+            for process in self._running:
+                process.terminate()
+
+
+@contextmanager
+def stop_on_sigterm(children: ChildProcesses) -> Iterator[None]:
+    """While running jobs, SIGTERM stops the children and raises SystemExit(143) (the
+    status of a process ended by SIGTERM) in the runner; the previous handler comes back
+    after. Only the main thread can install handlers: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        children.stop()
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_job(ladder: Ladder, job: Job, env: dict[str, str], children: ChildProcesses) -> JobResult:
     """Train `job` to the end; its output goes to `<run dir>/ablate_output.txt`."""
+    if children.stopping:
+        return JobResult(job, None, 0.0)
     job.directory.mkdir(parents=True, exist_ok=True)
     command = job_command(ladder, job)
     started = time.perf_counter()
     with open(job.directory / "ablate_output.txt", "a") as output:
         output.write("$ " + " ".join(command) + "\n")
         output.flush()
-        completed = subprocess.run(
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, check=False
-        )
-    return JobResult(job, completed.returncode, time.perf_counter() - started)
+        returncode = children.run(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+    return JobResult(job, returncode, time.perf_counter() - started)
 
 
 def run_jobs(
@@ -122,12 +183,21 @@ def run_jobs(
     report: Callable[[JobResult, int, int], None],
 ) -> list[JobResult]:
     """Train every job not yet finished, `jobs_at_once` at a time; `report` is called
-    after each one ends (with its position and the total)."""
+    after each one ends (with its position and the total). A stop (SIGTERM, Ctrl-C)
+    stops the running trainings and is raised again once they have exited."""
     pending = [job for job in jobs if job.state() != "finished"]
     env = child_environment(jobs_at_once)
+    children = ChildProcesses()
     results: list[JobResult] = []
-    with ThreadPoolExecutor(max_workers=jobs_at_once) as pool:
-        for result in pool.map(lambda job: run_job(ladder, job, env), pending):
-            results.append(result)
-            report(result, len(results), len(pending))
+    pool = ThreadPoolExecutor(max_workers=jobs_at_once)
+    try:
+        with stop_on_sigterm(children):
+            for result in pool.map(lambda job: run_job(ladder, job, env, children), pending):
+                results.append(result)
+                report(result, len(results), len(pending))
+    except BaseException:
+        children.stop()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return results

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from tool_helpers import run_tool
+from tool_helpers import ROOT, run_tool
 
 from detect_tricks.ablation.ladder import expand_runs, load_ladder
 from detect_tricks.ablation.run_ladder import Selection, write_report
@@ -167,6 +172,52 @@ def test_a_two_run_ladder_end_to_end_then_skips_and_resumes(config_file, tmp_pat
     assert second.returncode == 0, second.stderr[-3000:]
     assert "1 to train" in second.stdout and "[1/1] all seed 1: AP " in second.stdout
     assert "--resume" in (out / "all" / "seed1" / "ablate_output.txt").read_text()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids of the live processes whose command line contains `text`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="lists processes through /proc")
+def test_a_runner_stopped_by_sigterm_stops_its_training_and_starts_no_more(config_file, tmp_path):
+    ladder = tmp_path / "long.yaml"
+    ladder.write_text(
+        f"task: det\nbase: {config_file}\nset: [train.epochs=500]\n"
+        "switches: {mixup: [tricks.mixup=true]}\nseeds: [0, 1]\nladders: []\n"
+    )
+    out = tmp_path / "stopped"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    runner = subprocess.Popen(
+        [sys.executable, "tools/ablate.py", str(ladder), "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    first = out / "baseline" / "seed0"
+    deadline = time.monotonic() + 120
+    while not (first / "checkpoints" / "last.pt").is_file():  # trained past its first epoch
+        assert runner.poll() is None and time.monotonic() < deadline, runner.stdout.read()
+        time.sleep(0.5)
+    assert len(_processes_mentioning(str(first))) == 1  # the training, started by the runner
+    runner.send_signal(signal.SIGTERM)
+    output, _ = runner.communicate(timeout=120)
+    assert runner.returncode == 143, output
+    assert "the same command resumes the ladder" in output
+    assert _processes_mentioning(str(out)) == []  # nothing left training behind it
+    started = [str(p.relative_to(out)) for p in out.glob("*/seed*")]
+    assert started == ["baseline/seed0"]  # the three waiting jobs never started
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["status"] != "finished"  # stopped, to be resumed
 
 
 def test_dry_run_prints_the_commands_and_trains_nothing(tmp_path, ladder_file):

@@ -275,6 +275,9 @@ class DetDataConfig:
     val_images: str = "data/coco/val2017"
     size: int = 416  # training input (without random shapes) and evaluation size
     expand_ratio: float = 4.0  # random expand's largest canvas/image side ratio; 1 turns it off
+    # hue jitter: ssd, +-18 OpenCV hue units (+-36 degrees); gluoncv, GluonCV's uniformly
+    # random rotation in YIQ (data/det_transforms.py)
+    hue: Literal["ssd", "gluoncv"] = "ssd"
     voc_use_difficult: bool = False  # train on VOC "difficult" boxes too
     skip_bad_images: bool = False  # skip unreadable images and bad entries (counted)
 

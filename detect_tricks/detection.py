@@ -53,6 +53,7 @@ def build_datasets(cfg: DetConfig) -> tuple[DetectionTrainSet, DetectionEvalSet]
         mixup_until_epoch=cfg.train.epochs - tricks.mixup_off_epochs,
         largest_size=max(input_sizes(cfg)),
         expand_ratio=cfg.data.expand_ratio,
+        hue=cfg.data.hue,
     )
     return train_set, DetectionEvalSet(val_source, cfg.data.size)
 

@@ -7,10 +7,12 @@ random expand (p=0.5, canvas up to 4x filled with the mean colour), SSD random c
 IoU constraints, resize to the training size with a random interpolation, horizontal
 flip (p=0.5), normalise. Evaluation: resize to the size, normalise.
 
-The hue shift is the one the SSD recipe meant (`hue_delta` 18 on OpenCV's 0-180 hue).
-GluonCV's `random_color_distort` draws `alpha` in +-18 and rotates the hue by `alpha * pi`
-radians, which in effect is a uniformly random hue; we do not copy that: it would turn
-an orange into a banana-coloured one, and colour is what tells some classes apart.
+The hue shift (`data.hue`) is by default the one the SSD recipe meant (`hue_delta` 18
+on OpenCV's 0-180 hue). GluonCV's `random_color_distort` draws `alpha` in +-18 and
+rotates the hue by `alpha * pi` radians in YIQ space: 18 whole turns either way, so in
+effect a uniformly random hue, which can turn an orange banana-coloured where colour is
+what tells classes apart. `data.hue: gluoncv` does that rotation (`rotate_hue_yiq`), so
+the two can be compared in a ladder (`configs/ablations/fruit_hue.yaml`).
 
 albumentations does the colour jitter; OpenCV the resize. albumentations has no SSD
 crop with minimum-IoU constraints (`RandomSizedBBoxSafeCrop` keeps every box, a
@@ -39,6 +41,14 @@ INTERPOLATIONS = (
     cv2.INTER_CUBIC,
     cv2.INTER_LANCZOS4,
 )
+# YIQ from RGB and back, to three decimals as GluonCV's `random_color_distort` has them.
+RGB_TO_YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]], dtype=np.float64
+)
+YIQ_TO_RGB = np.array(
+    [[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.107, 1.705]], dtype=np.float64
+)
+HUE_MODES = ("ssd", "gluoncv")
 MIN_CROP_SCALE = 0.3  # the SSD crop keeps at least this fraction of each side
 GLUONCV_EXPAND_RATIO = 4.0  # random expand's largest canvas side over the image's
 # SSD crop constraints (min IoU, max IoU) with every box; None is unbounded.
@@ -239,6 +249,14 @@ def limit_canvas(canvas: Canvas, target: Target, max_side: int) -> tuple[Canvas,
     return shrunk, {**target, "boxes": target["boxes"] * factors}
 
 
+def rotate_hue_yiq(image: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate every pixel's hue by `angle` radians in YIQ space (GluonCV's hue step): Y
+    (luma) is kept, the chroma plane (I, Q) turns; RGB uint8 in and out, saturated."""
+    cos, sin = np.cos(angle), np.sin(angle)
+    turn = np.array([[1.0, 0.0, 0.0], [0.0, cos, -sin], [0.0, sin, cos]])
+    return cv2.transform(image, YIQ_TO_RGB @ turn @ RGB_TO_YIQ)
+
+
 def to_tensors(image: np.ndarray, target: Target) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Normalised (3, H, W) float image and the target as tensors."""
     tensors = {
@@ -258,31 +276,43 @@ class DetectionTrainTransform:
             1 skips the expand, for data whose objects are already as small as they get.
         max_side: the longest canvas side the crop and resize work on (`limit_canvas`);
             None keeps every expanded canvas at full resolution.
+        hue: `ssd`, a shift of up to +-18 OpenCV hue units; `gluoncv`, a uniformly random
+            rotation in YIQ (module docstring). Each with probability 0.5.
     """
 
     def __init__(
-        self, expand_ratio: float = GLUONCV_EXPAND_RATIO, max_side: int | None = None
+        self,
+        expand_ratio: float = GLUONCV_EXPAND_RATIO,
+        max_side: int | None = None,
+        hue: str = "ssd",
     ) -> None:
+        if hue not in HUE_MODES:
+            raise ValueError(f"hue must be one of {HUE_MODES}, got {hue!r}")
         self.expand_ratio = expand_ratio
         self.max_side = max_side
-        self.color = A.Compose(
-            [
-                A.RandomBrightnessContrast(
-                    brightness_limit=(-32 / 255, 32 / 255), contrast_limit=0.0, p=0.5
-                ),
-                A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=0.5, p=0.5),
-                A.ColorJitter(brightness=0, contrast=0, saturation=(0.5, 1.5), hue=0, p=0.5),
+        self.hue = hue
+        steps = [
+            A.RandomBrightnessContrast(
+                brightness_limit=(-32 / 255, 32 / 255), contrast_limit=0.0, p=0.5
+            ),
+            A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=0.5, p=0.5),
+            A.ColorJitter(brightness=0, contrast=0, saturation=(0.5, 1.5), hue=0, p=0.5),
+        ]
+        if hue == "ssd":
+            steps.append(
                 A.HueSaturationValue(
                     hue_shift_limit=18, sat_shift_limit=0, val_shift_limit=0, p=0.5
-                ),
-            ]
-        )
+                )
+            )
+        self.color = A.Compose(steps)
 
     def __call__(
         self, image: np.ndarray, target: Target, size: int, rng: np.random.Generator
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self.color.set_random_seed(int(rng.integers(2**31)))
         image = self.color(image=image)["image"]
+        if self.hue == "gluoncv" and rng.uniform() < 0.5:
+            image = rotate_hue_yiq(image, rng.uniform(-np.pi, np.pi))
         canvas = Canvas.of(image)
         if self.expand_ratio > 1 and rng.uniform() < 0.5:
             canvas, target = random_expand(image, target, rng, self.expand_ratio)

@@ -96,6 +96,7 @@ class DetectionTrainSet(_SkipsUnreadable, Dataset):
             random expand, are shrunk to `largest_size / 0.3` pixels per side, the most the
             transforms can use.
         expand_ratio: random expand's largest canvas side over the image's; 1 turns it off.
+        hue: the hue jitter, `ssd` or `gluoncv` (`DetectionTrainTransform`).
     """
 
     def __init__(
@@ -106,13 +107,14 @@ class DetectionTrainSet(_SkipsUnreadable, Dataset):
         mixup_until_epoch: int = 0,
         largest_size: int | None = None,
         expand_ratio: float = GLUONCV_EXPAND_RATIO,
+        hue: str = "ssd",
     ) -> None:
         super().__init__(source)
         self.size = size
         self.max_side = math.ceil((largest_size or size) / MIN_CROP_SCALE)
         self.mixup_alpha = mixup_alpha
         self.mixup_until_epoch = mixup_until_epoch
-        self.transform = DetectionTrainTransform(expand_ratio, self.max_side)
+        self.transform = DetectionTrainTransform(expand_ratio, self.max_side, hue)
 
     def __len__(self) -> int:
         return len(self.source)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from detect_tricks.data.cls_transforms import IMAGENET_MEAN, IMAGENET_STD
 from detect_tricks.data.det_transforms import (
+    RGB_TO_YIQ,
     Canvas,
     DetectionEvalTransform,
     DetectionTrainTransform,
@@ -17,6 +19,7 @@ from detect_tricks.data.det_transforms import (
     random_expand,
     random_ssd_crop,
     resize,
+    rotate_hue_yiq,
     ssd_crop_window,
 )
 from detect_tricks.data.mixup import blend_detection_samples, draw_mixup_lambda
@@ -241,3 +244,51 @@ def test_expand_ratio_one_never_expands(monkeypatch):
     monkeypatch.setattr(det_transforms, "random_expand", fail)
     for seed in range(20):
         DetectionTrainTransform(expand_ratio=1.0)(image, target, 64, np.random.default_rng(seed))
+
+
+def test_gluoncv_hue_rotation_keeps_luma_and_turns_chroma_by_the_angle():
+    rng = np.random.default_rng(0)
+    image = rng.integers(90, 170, (16, 16, 3), dtype=np.uint8)  # chroma too small to clip
+    for angle in (0.0, 0.7, -2.0, np.pi):
+        out = rotate_hue_yiq(image, angle)
+        turn = np.array(
+            [[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]]
+        )
+        yiq_in = image.reshape(-1, 3) @ RGB_TO_YIQ.T
+        yiq_out = out.reshape(-1, 3).astype(np.float64) @ RGB_TO_YIQ.T
+        # GluonCV's three-decimal matrices are inverses to about 1e-3: a unit of rounding
+        np.testing.assert_allclose(yiq_out[:, 0], yiq_in[:, 0], atol=2.0)  # luma kept
+        np.testing.assert_allclose(yiq_out[:, 1:], yiq_in[:, 1:] @ turn[1:, 1:].T, atol=2.5)
+    grey = np.full((2, 2, 3), 128, np.uint8)
+    assert np.abs(rotate_hue_yiq(grey, 1.0).astype(int) - 128).max() <= 1
+
+
+def _output_hue(tensor: torch.Tensor) -> float:
+    """OpenCV hue (0-180) of the centre pixel of a normalised training tensor."""
+    rgb = tensor[:, 32, 32].numpy() * IMAGENET_STD + IMAGENET_MEAN
+    pixel = np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8)[None, None]
+    return float(cv2.cvtColor(pixel, cv2.COLOR_RGB2HSV)[0, 0, 0])
+
+
+@pytest.mark.parametrize(("hue", "far_share"), [("ssd", (0.0, 0.0)), ("gluoncv", (0.15, 0.45))])
+def test_the_hue_mode_sets_how_far_a_colour_moves(hue, far_share):
+    """ssd moves hue by at most 18 OpenCV units (a few more where brightness clips a
+    channel); gluoncv's rotation is uniform, so about a third of the draws land more
+    than 30 units (60 degrees) away."""
+    orange = np.zeros((64, 64, 3), np.uint8)
+    orange[:] = (230, 120, 30)  # OpenCV hue 14
+    target = {
+        "boxes": np.array([[8, 8, 56, 56]], np.float32),
+        "labels": np.array([0]),
+        "weights": np.ones(1, np.float32),
+    }
+    transform = DetectionTrainTransform(expand_ratio=1.0, hue=hue)
+    shifts = []
+    for seed in range(60):
+        tensor, _ = transform(orange, target, 64, np.random.default_rng(seed))
+        shift = abs(_output_hue(tensor) - 14)
+        shifts.append(min(shift, 180 - shift))  # hue is circular
+    shifts = np.array(shifts)
+    low, high = far_share
+    assert low <= np.mean(shifts > 30) <= high, np.sort(shifts)[-8:]
+    assert 0.3 <= np.mean(shifts <= 2) <= 0.75  # p = 0.5 of no hue step at all

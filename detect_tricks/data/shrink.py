@@ -3,7 +3,7 @@
 Training never uses more than `size / 0.3` pixels per side (`limit_size`), yet a 4600 px
 photo is decoded in full and shrunk again at every epoch; phone-camera sets are made of
 such photos. `shrink_coco_set` writes a copy of the set whose photos are at most
-`max_side` pixels per side (INTER_AREA, the same shrink `limit_size` does), with every
+`max_side` pixels per side (by `limit_size`, the loader's own shrink), with every
 box, area and polygon scaled to match; smaller photos are copied byte for byte. RLE
 masks cannot be scaled without decoding them and detection reads boxes only: they are
 dropped, and counted. The copy also fits sets into places with a size limit.
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from detect_tricks.data.coco import CocoDetection, read_json
-from detect_tricks.data.image import read_rgb
+from detect_tricks.data.det_transforms import limit_size
 from detect_tricks.errors import DatasetError, ImageReadError
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def shrink_coco_set(
         raise ValueError(f"max_side must be at least 32 pixels, got {max_side}")
     ann, image_dir, out_dir = Path(ann), Path(image_dir), Path(out_dir)
     data = read_json(ann)
-    CocoDetection(data, image_dir, source=str(ann))
+    source = CocoDetection(data, image_dir, source=str(ann))  # one record per entry, in order
     out_images = out_dir / "images"
     if out_images.resolve() == image_dir.resolve():
         raise DatasetError(f"{out_dir}: writing over the source images {image_dir} is refused")
@@ -72,16 +72,16 @@ def shrink_coco_set(
     for annotation in data["annotations"]:
         annotations_of.setdefault(annotation["image_id"], []).append(annotation)
     report = ShrinkReport()
-    for index, entry in enumerate(data["images"]):
-        source, target = image_dir / entry["file_name"], out_images / entry["file_name"]
+    for index, (entry, record) in enumerate(zip(data["images"], source.records, strict=True)):
+        target = out_images / entry["file_name"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        report.bytes_before += source.stat().st_size
-        longest = max(entry["width"], entry["height"])
-        if longest <= max_side:
-            shutil.copyfile(source, target)
+        report.bytes_before += Path(record.path).stat().st_size
+        if max(record.width, record.height) <= max_side:
+            shutil.copyfile(record.path, target)
             report.copied += 1
         else:
-            factors = _write_shrunk(source, target, entry, max_side, jpeg_quality)
+            image, _ = source.load(index)  # decoded and checked against its entry's size
+            factors = _write_shrunk(image, target, entry, max_side, jpeg_quality)
             for annotation in annotations_of.get(entry["id"], []):
                 report.dropped_masks += _scale_annotation(annotation, *factors)
             report.shrunk += 1
@@ -94,18 +94,12 @@ def shrink_coco_set(
 
 
 def _write_shrunk(
-    source: Path, target: Path, entry: dict[str, Any], max_side: int, jpeg_quality: int
+    image: np.ndarray, target: Path, entry: dict[str, Any], max_side: int, jpeg_quality: int
 ) -> tuple[float, float]:
-    """Shrink one photo to `max_side`, update its entry's size; the (x, y) scale factors."""
-    image = read_rgb(source)
-    if image.shape[:2] != (entry["height"], entry["width"]):
-        raise ImageReadError(
-            f"{source} is {image.shape[1]}x{image.shape[0]} pixels but its entry says "
-            f"{entry['width']}x{entry['height']} (image id {entry['id']})"
-        )
-    scale = max_side / max(entry["width"], entry["height"])
-    width, height = max(1, round(entry["width"] * scale)), max(1, round(entry["height"] * scale))
-    shrunk = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    """Write `image` shrunk by the loader's own rule (`limit_size`), update its entry's
+    size; the (x, y) scale factors."""
+    shrunk, _ = limit_size(image, {"boxes": np.zeros((0, 4), np.float32)}, max_side)
+    height, width = shrunk.shape[:2]
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
     if not cv2.imwrite(str(target), cv2.cvtColor(shrunk, cv2.COLOR_RGB2BGR), params):
         raise ImageReadError(f"cannot write {target}: OpenCV knows no format for its extension")

@@ -127,7 +127,7 @@ def usable_cores() -> int:
 def resolve_workers(workers: int | Literal["auto"], ctx: DistContext) -> int:
     """`train.workers`, with `auto` decided for this machine and device.
 
-    On a GPU the step waits for data: one core makes 27-43 detection samples/s with the
+    On a GPU the step waits for data: one core makes 44-72 detection samples/s with the
     GluonCV preset at 416 px (`benchmarks/results/det_loading_fruit_416.md`), and a
     YOLOv3 step on an H200 takes 670 images/s, so `auto` gives every usable core of this
     process's share of the node but one (the main process's), at least 2. On the CPU it

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tool_helpers import ROOT, run_tool
+from tool_helpers import ROOT, run_tool, tool_environment
 
 from detect_tricks.ablation.ladder import expand_runs, load_ladder
 from detect_tricks.ablation.run_ladder import Selection, write_report
@@ -144,10 +143,13 @@ def test_a_changed_ladder_is_refused_unless_overwrite(tmp_path, ladder_file):
 
 
 def test_a_two_run_ladder_end_to_end_then_skips_and_resumes(config_file, tmp_path):
-    ladder = tmp_path / "tiny.yaml"
-    ladder.write_text(
-        f"task: det\nbase: {config_file}\nswitches: {{mixup: [tricks.mixup=true]}}\n"
-        "seeds: [0, 1]\nladders: []\n"
+    ladder = write_ladder(
+        tmp_path / "tiny.yaml",
+        config_file,
+        set="[]",
+        switches="{mixup: [tricks.mixup=true]}",
+        seeds="[0, 1]",
+        ladders="[]",
     )
     out = tmp_path / "ablation"
     first = run_tool("tools/ablate.py", str(ladder), "--out", str(out), timeout=600)
@@ -188,17 +190,19 @@ def _processes_mentioning(text: str) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="lists processes through /proc")
 def test_a_runner_stopped_by_sigterm_stops_its_training_and_starts_no_more(config_file, tmp_path):
-    ladder = tmp_path / "long.yaml"
-    ladder.write_text(
-        f"task: det\nbase: {config_file}\nset: [train.epochs=500]\n"
-        "switches: {mixup: [tricks.mixup=true]}\nseeds: [0, 1]\nladders: []\n"
+    ladder = write_ladder(
+        tmp_path / "long.yaml",
+        config_file,
+        set="[train.epochs=500]",
+        switches="{mixup: [tricks.mixup=true]}",
+        seeds="[0, 1]",
+        ladders="[]",
     )
     out = tmp_path / "stopped"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     runner = subprocess.Popen(
         [sys.executable, "tools/ablate.py", str(ladder), "--out", str(out)],
         cwd=ROOT,
-        env=env,
+        env=tool_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

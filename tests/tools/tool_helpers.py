@@ -21,10 +21,19 @@ def run_tool(*args: str, torchrun: int = 0, timeout: int = 300) -> subprocess.Co
     launcher = [sys.executable]
     if torchrun:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [*launcher, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [*launcher, *args],
+        cwd=ROOT,
+        env=tool_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
+
+
+def tool_environment() -> dict[str, str]:
+    """The environment tools run in here: one thread each, output unbuffered."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def train_in_process(

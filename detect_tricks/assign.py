@@ -10,7 +10,11 @@ cell, the stride and the anchor, so coding is plain tensor arithmetic:
 Each ground-truth box gets exactly one positive: the anchor (of all 9) with the best
 shape-only IoU picks the level, the cell holding the box centre picks the place. Box
 weight `2 - w * h / (W * H)` favours small boxes; the mixup weight rides along. All of
-it is vectorised over the batch on the training device.
+it is vectorised over the batch on the training device, and none of it waits for the
+device: no result's size depends on the data (boxes that lose their place are masked,
+not dropped), and no Python list is copied to the device per step (a pageable
+host-to-device copy synchronises the stream). A `Grid` is built once per input size by
+its user (`YOLOv3Loss` keeps them).
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ class Grid:
     offsets: list[int]  # first flattened index of each level
     shapes: list[tuple[int, int]]  # (H, W) of each level
     strides: tuple[int, ...]
+    level_offset: Tensor  # (L,) `offsets` on the device
+    level_shape: Tensor  # (L, 2) `shapes` on the device
+    level_stride: Tensor  # (L,) `strides` on the device, float
 
 
 def build_grid(image_size: tuple[int, int], anchors: Tensor, strides: tuple[int, ...]) -> Grid:
@@ -57,6 +64,9 @@ def build_grid(image_size: tuple[int, int], anchors: Tensor, strides: tuple[int,
         offsets=offsets,
         shapes=shapes,
         strides=tuple(strides),
+        level_offset=torch.tensor(offsets, device=device),
+        level_shape=torch.tensor(shapes, device=device),
+        level_stride=torch.tensor(strides, dtype=torch.float32, device=device),
     )
 
 
@@ -74,15 +84,21 @@ def decode_boxes(raw: Tensor, grid: Grid) -> Tensor:
 
 @dataclass
 class AssignedTargets:
-    """The positives of a batch: one per kept ground-truth box."""
+    """Per ground-truth box of the batch (M of them) its place and targets; the boxes
+    with `kept` False lost their cell and anchor to another box and are not positives."""
 
-    index: Tensor  # (P,) flattened index into (B * N)
-    t_xy: Tensor  # (P, 2) in [0, 1]
-    t_wh: Tensor  # (P, 2)
-    box_weight: Tensor  # (P,) 2 - w * h / (W * H)
-    mix_weight: Tensor  # (P,) mixup weight of the box (1 when not mixed)
-    labels: Tensor  # (P,) int64
-    collisions: int  # boxes dropped because another took their cell and anchor
+    index: Tensor  # (M,) flattened index into (B * N)
+    t_xy: Tensor  # (M, 2) in [0, 1]
+    t_wh: Tensor  # (M, 2)
+    box_weight: Tensor  # (M,) 2 - w * h / (W * H)
+    mix_weight: Tensor  # (M,) mixup weight of the box (1 when not mixed)
+    labels: Tensor  # (M,) int64
+    kept: Tensor  # (M,) bool: at most one kept box per index
+
+    @property
+    def collisions(self) -> Tensor:
+        """How many boxes lost their place, as a 0-d float tensor on the device."""
+        return (~self.kept).sum().float()
 
 
 def shape_iou(wh: Tensor, anchors: Tensor) -> Tensor:
@@ -99,7 +115,8 @@ def assign_targets(
     image_size: tuple[int, int],
 ) -> AssignedTargets:
     """One positive per box; two boxes on one cell and anchor keep the larger loss weight
-    (`box_weight * mix_weight`), ties going to the first box of the batch."""
+    (`box_weight * mix_weight`), ties going to the first box of the batch. `grid` must
+    be `build_grid(image_size, anchors, ...)`."""
     device = anchors.device
     boxes = torch.cat([t["boxes"] for t in targets]).to(device).float()
     labels = torch.cat([t["labels"] for t in targets]).to(device)
@@ -107,24 +124,12 @@ def assign_targets(
     image_of_box = torch.cat(
         [torch.full((len(t["boxes"]),), b, device=device) for b, t in enumerate(targets)]
     )
-    num_boxes = len(boxes)
-    if num_boxes == 0:
-        empty = torch.zeros(0, device=device)
-        return AssignedTargets(
-            index=empty.long(),
-            t_xy=empty.view(0, 2),
-            t_wh=empty.view(0, 2),
-            box_weight=empty,
-            mix_weight=empty,
-            labels=empty.long(),
-            collisions=0,
-        )
     wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1.0)
     best = shape_iou(wh, anchors.reshape(-1, 2)).argmax(dim=1)
     level, anchor_in_level = best // 3, best % 3
-    strides = torch.tensor(grid.strides, dtype=torch.float32, device=device)[level]
-    sizes = torch.tensor(grid.shapes, device=device)[level]  # (M, 2) as (H, W)
-    offsets = torch.tensor(grid.offsets, device=device)[level]
+    strides = grid.level_stride[level]
+    sizes = grid.level_shape[level]  # (M, 2) as (H, W)
+    offsets = grid.level_offset[level]
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     cell = torch.floor(centre / strides[:, None])
     cell = torch.minimum(cell.clamp(min=0), sizes.flip(1) - 1)
@@ -136,29 +141,30 @@ def assign_targets(
         + cell[:, 0].long()
     )
     box_weight = 2 - wh.prod(1) / (image_size[0] * image_size[1])
-    keep = _keep_heaviest(index, box_weight * mix)
-    chosen_anchor = anchors.reshape(-1, 2)[best]
     return AssignedTargets(
-        index=index[keep],
-        t_xy=(centre / strides[:, None] - cell)[keep],
-        t_wh=torch.log(wh / chosen_anchor)[keep],
-        box_weight=box_weight[keep],
-        mix_weight=mix[keep],
-        labels=labels[keep],
-        collisions=num_boxes - len(keep),
+        index=index,
+        t_xy=centre / strides[:, None] - cell,
+        t_wh=torch.log(wh / anchors.reshape(-1, 2)[best]),
+        box_weight=box_weight,
+        mix_weight=mix,
+        labels=labels,
+        kept=_heaviest_per_slot(index, box_weight * mix, len(targets) * len(grid.cell)),
     )
 
 
-def _keep_heaviest(index: Tensor, priority: Tensor) -> Tensor:
-    """Indices of the boxes to keep: per distinct `index`, the largest priority, then the
-    first box. Deterministic on every device (no reliance on scatter order)."""
-    unique, inverse = torch.unique(index, return_inverse=True)
-    best = torch.full((len(unique),), -torch.inf, device=index.device)
-    best = best.scatter_reduce(0, inverse, priority, reduce="amax")
-    order = torch.arange(len(index), device=index.device)
-    candidate = torch.where(priority == best[inverse], order, len(index))
-    first = torch.full((len(unique),), len(index), device=index.device)
-    return first.scatter_reduce(0, inverse, candidate, reduce="amin")
+def _heaviest_per_slot(index: Tensor, priority: Tensor, slots: int) -> Tensor:
+    """(M,) True for the box to keep per distinct `index` in `[0, slots)`: the largest
+    priority, then the first box. Reductions over a fixed-size slot table, so nothing
+    waits for the device (as `torch.unique` would) and no result depends on scatter
+    order."""
+    device = index.device
+    best = torch.full((slots,), -torch.inf, device=device)
+    best = best.scatter_reduce(0, index, priority, reduce="amax")
+    order = torch.arange(len(index), device=device)
+    candidate = torch.where(priority == best[index], order, len(index))
+    first = torch.full((slots,), len(index), device=device)
+    first = first.scatter_reduce(0, index, candidate, reduce="amin")
+    return first[index] == order
 
 
 @torch.no_grad()

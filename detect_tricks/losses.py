@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from detect_tricks.assign import (
+    Grid,
     assign_targets,
     build_grid,
     decode_boxes,
@@ -86,6 +87,9 @@ class YOLOv3Loss:
         self.strides = strides
         self.eps = sigmoid_smoothing_eps(num_classes) if label_smoothing else 0.0
         self.ignore_iou = ignore_iou
+        # Built once per input size and device (random shapes use about ten sizes):
+        # rebuilding them each step would copy the anchors and level tables to the device.
+        self._grids: dict[tuple[tuple[int, int], torch.device], tuple[torch.Tensor, Grid]] = {}
 
     def __call__(
         self,
@@ -95,27 +99,31 @@ class YOLOv3Loss:
     ) -> dict[str, torch.Tensor]:
         preds = flatten_predictions(outputs).float()
         batch, n = preds.shape[:2]
-        anchors = self.anchors.to(preds.device)
-        grid = build_grid(image_size, anchors, self.strides)
+        anchors, grid = self._grid(image_size, preds.device)
         assigned = assign_targets(targets, grid, anchors, image_size)
         ignored = ignore_mask(decode_boxes(preds[..., :4].detach(), grid), targets, self.ignore_iou)
+        kept = assigned.kept.float()
 
-        obj_target = torch.zeros(batch * n, device=preds.device)
-        obj_weight = (~ignored).float().reshape(-1)
-        obj_target[assigned.index] = 1.0
-        obj_weight[assigned.index] = assigned.mix_weight
+        # Boxes that lost their place write to a spare last slot, cut off after.
+        slot = torch.where(assigned.kept, assigned.index, batch * n)
+        obj_target = torch.zeros(batch * n + 1, device=preds.device)
+        obj_weight = torch.cat([(~ignored).float().reshape(-1), obj_target[:1]])
+        obj_target[slot] = 1.0
+        obj_weight[slot] = assigned.mix_weight
         loss_obj = F.binary_cross_entropy_with_logits(
-            preds[..., 4].reshape(-1), obj_target, obj_weight, reduction="sum"
+            preds[..., 4].reshape(-1), obj_target[:-1], obj_weight[:-1], reduction="sum"
         )
 
         positives = preds.reshape(batch * n, -1)[assigned.index]
-        box_weight = assigned.box_weight * assigned.mix_weight
+        mix_weight = assigned.mix_weight * kept
+        box_weight = assigned.box_weight * mix_weight
         centre = F.binary_cross_entropy_with_logits(
             positives[:, :2], assigned.t_xy, reduction="none"
         ).sum(1)
         scale = (positives[:, 2:4] - assigned.t_wh).abs().sum(1)
         class_target = torch.full_like(positives[:, 5:], self.eps)
-        class_target[torch.arange(len(assigned.labels)), assigned.labels] = 1 - self.eps
+        rows = torch.arange(len(assigned.labels), device=preds.device)
+        class_target[rows, assigned.labels] = 1 - self.eps
         classes = F.binary_cross_entropy_with_logits(
             positives[:, 5:], class_target, reduction="none"
         ).sum(1)
@@ -123,10 +131,14 @@ class YOLOv3Loss:
             "loss_obj": loss_obj / batch,
             "loss_xy": (centre * box_weight).sum() / batch,
             "loss_wh": (scale * box_weight).sum() / batch,
-            "loss_cls": (classes * assigned.mix_weight).sum() / batch,
+            "loss_cls": (classes * mix_weight).sum() / batch,
         }
-        return {
-            "loss": sum(losses.values()),
-            **losses,
-            "collisions": torch.tensor(float(assigned.collisions)),
-        }
+        return {"loss": sum(losses.values()), **losses, "collisions": assigned.collisions}
+
+    def _grid(self, image_size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, Grid]:
+        """The anchors on `device` and the grid of `image_size`, built on first use."""
+        key = (tuple(image_size), device)
+        if key not in self._grids:
+            anchors = self.anchors.to(device)
+            self._grids[key] = anchors, build_grid(image_size, anchors, self.strides)
+        return self._grids[key]

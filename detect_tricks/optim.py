@@ -60,9 +60,12 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, global_batch: int) -> to
     """
     groups = parameter_groups(model, cfg.weight_decay, cfg.no_bias_decay)
     lr = scaled_lr(cfg, global_batch)
+    # torch's fused kernels (a few launches for all parameters) are for CUDA tensors;
+    # elsewhere torch picks its own path (None).
+    fused = True if all(p.is_cuda for p in model.parameters()) else None
     if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.momentum, 0.999))
-    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.momentum, 0.999), fused=fused)
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, fused=fused)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -47,7 +47,8 @@ def test_small_box_goes_to_stride_8_anchor_16x30():
     torch.testing.assert_close(got.t_xy, torch.tensor([[0.5, 0.0]]))
     torch.testing.assert_close(got.t_wh, torch.tensor([[math.log(20 / 16), math.log(24 / 30)]]))
     torch.testing.assert_close(got.box_weight, torch.tensor([2 - 480 / 128**2]))
-    assert got.labels.tolist() == [3] and got.collisions == 0
+    assert got.labels.tolist() == [3] and got.kept.tolist() == [True]
+    assert got.collisions.item() == 0
 
 
 def test_tall_box_at_the_border_goes_to_stride_16_anchor_59x119():
@@ -67,7 +68,7 @@ def test_box_in_the_last_cell_and_an_image_without_boxes():
     assert got.index.tolist() == [1008 + 0 * 256 + 15 * 16 + 15]
     torch.testing.assert_close(got.t_xy, torch.tensor([[0.5, 0.5]]))
     empty = assign_targets([_target([]), _target([])], grid, ANCHORS, SIZE)
-    assert len(empty.index) == 0 and empty.collisions == 0
+    assert len(empty.index) == 0 and empty.collisions.item() == 0
 
 
 def test_two_boxes_on_one_cell_and_anchor_keep_the_heavier():
@@ -77,8 +78,20 @@ def test_two_boxes_on_one_cell_and_anchor_keep_the_heavier():
         [_target(boxes, labels=[0, 1, 2], weights=[0.3, 0.7, 0.7])], grid, ANCHORS, SIZE
     )
     # boxes 1 and 2 tie on weight: the first of them wins; box 0 is lighter
-    assert got.labels.tolist() == [1] and got.collisions == 2
-    torch.testing.assert_close(got.mix_weight, torch.tensor([0.7]))
+    assert got.kept.tolist() == [False, True, False] and got.collisions.item() == 2
+    assert len(set(got.index.tolist())) == 1
+
+
+def test_only_boxes_on_the_same_image_cell_and_anchor_collide():
+    grid = build_grid(SIZE, ANCHORS, (8, 16, 32))
+    same_place = [[10, 20, 30, 44], [11, 21, 31, 45]]
+    got = assign_targets(
+        [_target(same_place, weights=[0.9, 0.2]), _target([same_place[1], [60, 0, 128, 128]])],
+        grid,
+        ANCHORS,
+        SIZE,
+    )  # image 1 repeats box 1 of image 0: another image, so no collision with it
+    assert got.kept.tolist() == [True, False, True, True] and got.collisions.item() == 1
 
 
 def test_encode_then_decode_gives_back_the_box():
@@ -89,19 +102,13 @@ def test_encode_then_decode_gives_back_the_box():
     wh = 2 + torch.rand(20, 2) * torch.tensor([150.0, 90.0])
     boxes = torch.cat([xy, xy + wh], 1).clamp(max=torch.tensor([160.0, 96, 160, 96]))
     got = assign_targets([_target(boxes.tolist())], grid, ANCHORS, size)
-    kept = boxes[_kept_boxes(got, boxes, grid)]
+    kept = got.kept
+    assert kept.sum() >= 15  # a few of the 20 share a place
     raw = torch.zeros(len(grid.cell), 4)
-    t_xy = got.t_xy.clamp(1e-6, 1 - 1e-6)
-    raw[got.index] = torch.cat([torch.logit(t_xy.double()).float(), got.t_wh], 1)
-    decoded = decode_boxes(raw, grid)[got.index]
-    torch.testing.assert_close(decoded, kept, atol=1e-4, rtol=0)
-
-
-def _kept_boxes(got, boxes, grid):
-    """Which input boxes survived (by matching the decoded centres)."""
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    cell_centre = (got.t_xy + grid.cell[got.index]) * grid.stride[got.index]
-    return torch.cdist(cell_centre, centres).argmin(1)
+    t_xy = got.t_xy[kept].clamp(1e-6, 1 - 1e-6)
+    raw[got.index[kept]] = torch.cat([torch.logit(t_xy.double()).float(), got.t_wh[kept]], 1)
+    decoded = decode_boxes(raw, grid)[got.index[kept]]
+    torch.testing.assert_close(decoded, boxes[kept], atol=1e-4, rtol=0)
 
 
 def test_ignore_marks_predictions_over_a_ground_truth():

@@ -106,3 +106,38 @@ def test_collisions_are_reported():
         "weights": torch.ones(2),
     }
     assert _loss(torch.zeros(1, N, 7), target)["collisions"].item() == 1.0
+
+
+def test_a_box_that_loses_its_place_adds_nothing():
+    flat = torch.randn(1, N, 7, generator=torch.Generator().manual_seed(1))
+    other = [11.0, 21, 31, 45]  # same cell and anchor as BOX
+    both = {
+        "boxes": torch.tensor([BOX, other]),
+        "labels": torch.tensor([0, 1]),
+        "weights": torch.tensor([0.4, 0.8]),  # `other` is heavier: BOX loses its place
+    }
+    alone = {
+        "boxes": torch.tensor([other]),
+        "labels": torch.tensor([1]),
+        "weights": torch.tensor([0.8]),
+    }
+    got, expected = _loss(flat, both), _loss(flat, alone)
+    for key in ("loss_obj", "loss_xy", "loss_wh", "loss_cls"):
+        assert got[key].item() == pytest.approx(expected[key].item(), rel=1e-6), key
+    assert got["collisions"].item() == 1.0 and expected["collisions"].item() == 0.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="host syncs exist only on CUDA")
+def test_the_loss_never_waits_for_the_device():
+    loss = YOLOv3Loss(2, ANCHORS.cuda())
+    flat = torch.zeros(1, N, 7, device="cuda", requires_grad=True)
+    target = {k: v.cuda() for k, v in _target().items()}
+    loss(_outputs(flat), [target], SIZE)  # builds the grid: a copy, once per size
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = loss(_outputs(flat), [target], SIZE)
+        got["loss"].backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert got["collisions"].item() == 0.0

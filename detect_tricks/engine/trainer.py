@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -148,12 +148,14 @@ class Trainer:
             losses = parts.objective(parts.model, images, targets, self.state.epoch)
         names = list(losses)
         terms = [torch.as_tensor(losses[k]).detach().float().reshape(()).to(device) for k in names]
-        stop_flag = torch.tensor(float(stop_requested), device=device)
-        values = all_reduce_mean(torch.stack([*terms, stop_flag]), self.ctx).tolist()
+        stop_flag = torch.full((), float(stop_requested), device=device)
+        read_values = _read_back_later(all_reduce_mean(torch.stack([*terms, stop_flag]), self.ctx))
+        parts.scaler.scale(losses["loss"]).backward()
+        values = read_values()  # the one wait of the step, with the backward already queued
         reduced = dict(zip(names, values[:-1], strict=True))
         if not all(math.isfinite(v) for v in reduced.values()):
+            parts.optimizer.zero_grad(set_to_none=True)
             raise NonFiniteLossError(self._non_finite_message(reduced))
-        parts.scaler.scale(losses["loss"]).backward()
         parts.scaler.step(parts.optimizer)
         parts.scaler.update()
         parts.optimizer.zero_grad(set_to_none=True)
@@ -234,6 +236,25 @@ class Trainer:
         )
         if self.ctx.is_main:
             plot_curves(self.run)
+
+
+def _read_back_later(values: torch.Tensor) -> Callable[[], list[float]]:
+    """Start copying `values` to the host; the returned function waits for the copy and
+    gives them as floats. On CUDA the copy is queued now (pinned, non-blocking) and the
+    wait is only for the work queued before it, so work queued in between (the backward)
+    keeps the device busy while the host waits; elsewhere the values are read at once."""
+    if values.device.type != "cuda":
+        read = values.tolist()
+        return lambda: read
+    host = values.to("cpu", non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record()
+
+    def wait() -> list[float]:
+        copied.synchronize()
+        return host.tolist()
+
+    return wait
 
 
 def _move(obj: Any, device: torch.device) -> Any:

@@ -13,9 +13,12 @@ phase wrapped in `torch.profiler.record_function`:
   share says how much the workers must hide.
 - h2d: the images (to channels_last) and targets to the device.
 - forward, assign+loss: the model, then target assignment and `YOLOv3Loss`.
-- host sync: the loss terms stacked, all-reduced and read back with `.tolist()`, as the
-  trainer does every step; on cuda this is where the host waits for the queued forward.
-- backward, optimizer: the scaled backward; the scaler's step and update, zero_grad.
+- read-back: the loss terms stacked, all-reduced and their copy to the host queued
+  (`read_back_later`), as the trainer does every step;
+- backward: the scaled backward, queued before the host waits;
+- host sync: the wait for that copy, the step's one wait; on cuda the host waits for the
+  forward while the backward runs;
+- optimizer: the scaler's step and update, zero_grad.
 
 Per phase: host milliseconds per step (the profiler's `key_averages` CPU time of the label)
 and its share of the step's wall time; on cuda also the milliseconds the GPU stream spends
@@ -42,12 +45,22 @@ from detect_tricks.data.detection import DetectionTrainSet, collate_detection
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.data.synthetic import generate
 from detect_tricks.engine.setup import build_autocast, configure_device
+from detect_tricks.engine.trainer import read_back_later
 from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models import DETECTORS
 from detect_tricks.optim import build_optimizer
 from detect_tricks.utils.distributed import DistContext, all_reduce_mean
 
-PHASES = ("data", "h2d", "forward", "assign+loss", "host sync", "backward", "optimizer")
+PHASES = (
+    "data",
+    "h2d",
+    "forward",
+    "assign+loss",
+    "read-back",
+    "backward",
+    "host sync",
+    "optimizer",
+)
 AMP = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}
 NUM_CLASSES = 80
 WARMUP_STEPS = 1
@@ -130,12 +143,14 @@ def build_step(
                 outputs = model(images)
             with clock("assign+loss"):
                 losses = loss_fn(outputs, targets, (images.shape[-2], images.shape[-1]))
-        with clock("host sync"):
+        with clock("read-back"):
             terms = [losses[k].detach().float().reshape(()) for k in losses]
-            stop_flag = torch.tensor(0.0, device=device)
-            all_reduce_mean(torch.stack([*terms, stop_flag]), ctx).tolist()
+            stop_flag = torch.full((), 0.0, device=device)
+            read = read_back_later(all_reduce_mean(torch.stack([*terms, stop_flag]), ctx))
         with clock("backward"):
             scaler.scale(losses["loss"]).backward()
+        with clock("host sync"):
+            read()
         with clock("optimizer"):
             scaler.step(optimizer)
             scaler.update()

@@ -149,7 +149,7 @@ class Trainer:
         names = list(losses)
         terms = [torch.as_tensor(losses[k]).detach().float().reshape(()).to(device) for k in names]
         stop_flag = torch.full((), float(stop_requested), device=device)
-        read_values = _read_back_later(all_reduce_mean(torch.stack([*terms, stop_flag]), self.ctx))
+        read_values = read_back_later(all_reduce_mean(torch.stack([*terms, stop_flag]), self.ctx))
         parts.scaler.scale(losses["loss"]).backward()
         values = read_values()  # the one wait of the step, with the backward already queued
         reduced = dict(zip(names, values[:-1], strict=True))
@@ -238,7 +238,7 @@ class Trainer:
             plot_curves(self.run)
 
 
-def _read_back_later(values: torch.Tensor) -> Callable[[], list[float]]:
+def read_back_later(values: torch.Tensor) -> Callable[[], list[float]]:
     """Start copying `values` to the host; the returned function waits for the copy and
     gives them as floats. On CUDA the copy is queued now (pinned, non-blocking) and the
     wait is only for the work queued before it, so work queued in between (the backward)

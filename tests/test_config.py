@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from detect_tricks.config import ClsConfig, DetConfig
@@ -20,6 +22,19 @@ def test_file_holds_only_what_differs_from_defaults(tmp_path):
     assert cfg.optim.lr == 0.001 and isinstance(cfg.optim.lr, float)
     assert cfg.train.epochs == 5
     assert cfg.optim.momentum == ClsConfig().optim.momentum
+
+
+def test_a_partial_section_keeps_the_tasks_own_defaults(tmp_path):
+    # DetConfig's optim is SGD at lr 1e-3 per 64 images with weight decay 5e-4, its train
+    # section 280 epochs of 64: a section giving one key must keep the rest of those.
+    path = _write(tmp_path, "optim:\n  no_bias_decay: true\ntrain:\n  workers: 8\n")
+    cfg, defaults = load_config(path, DetConfig), DetConfig()
+    assert cfg.optim == dataclasses.replace(defaults.optim, no_bias_decay=True)
+    assert cfg.train == dataclasses.replace(defaults.train, workers=8)
+    # ClsConfig's optim is Nesterov's; a key set in the file or by --set keeps it
+    assert load_config(_write(tmp_path, "optim:\n  lr: 0.4\n"), ClsConfig).optim.nesterov
+    assert load_config(_write(tmp_path, ""), ClsConfig, ["optim.lr=0.2"]).optim.nesterov
+    assert ClsConfig().optim.nesterov and DetConfig().train.epochs == 280
 
 
 def test_unknown_key_names_key_section_closest_and_valid_keys(tmp_path):
@@ -71,11 +86,11 @@ def test_override_of_nested_key_parsed_as_yaml(tmp_path):
     cfg = load_config(
         path,
         ClsConfig,
-        ["optim.lr=0.01", "schedule.steps=[2, 4]", "train.amp=bf16", "optim.nesterov=true"],
+        ["optim.lr=0.01", "schedule.steps=[2, 4]", "train.amp=bf16", "optim.nesterov=false"],
     )
     assert cfg.optim.lr == 0.01
     assert cfg.schedule.steps == [2, 4]
-    assert cfg.train.amp == "bf16" and cfg.optim.nesterov is True
+    assert cfg.train.amp == "bf16" and cfg.optim.nesterov is False
     assert config_diff(cfg, load_config(path, ClsConfig)) == [
         "optim.lr",
         "optim.nesterov",

@@ -1,0 +1,58 @@
+"""The committed configs load, and the papers' full recipes resolve to the papers' numbers
+(docs/design.md §3-4): a partial section must not fall back to another task's defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detect_tricks.config import ClsConfig, DetConfig
+from detect_tricks.config_loader import load_config
+from detect_tricks.optim import scaled_lr
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("det/*.yaml")), ids=lambda p: p.stem)
+def test_every_detection_config_loads(path):
+    assert load_config(path, DetConfig).model.num_classes > 0
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("cls/*.yaml")), ids=lambda p: p.stem)
+def test_every_classification_config_loads(path):
+    assert load_config(path, ClsConfig).model.num_classes > 0
+
+
+@pytest.mark.parametrize("name", ["baseline", "bof"])
+def test_coco_configs_train_gluoncvs_recipe(name):
+    cfg = load_config(CONFIGS / f"det/yolov3_r50d_coco_{name}.yaml", DetConfig)
+    optim = cfg.optim
+    assert (optim.name, optim.momentum, optim.weight_decay) == ("sgd", 0.9, 5e-4)
+    assert scaled_lr(optim, 64) == pytest.approx(1e-3)
+    assert scaled_lr(optim, 128) == pytest.approx(2e-3)  # linear scaling
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.data.size) == (280, 64, 416)
+    bof = name == "bof"
+    assert optim.no_bias_decay is bof and cfg.train.sync_bn is bof
+    tricks = cfg.tricks
+    assert (tricks.mixup, tricks.label_smoothing, tricks.random_shapes) == (bof, bof, bof)
+    if bof:
+        assert (cfg.schedule.name, cfg.schedule.warmup_epochs) == ("cosine", 2.0)
+        assert tricks.random_shape_sizes == list(range(320, 609, 32))
+    else:
+        assert (cfg.schedule.name, cfg.schedule.steps) == ("step", [220, 250])
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("cls/resnet50*.yaml")), ids=lambda p: p.stem)
+def test_imagenet_configs_train_with_nesterov_at_lr_0_1_per_256(path):
+    cfg = load_config(path, ClsConfig)
+    optim = cfg.optim
+    assert (optim.name, optim.nesterov, optim.momentum, optim.weight_decay) == (
+        "sgd",
+        True,
+        0.9,
+        1e-4,
+    )
+    batch = cfg.train.batch_size
+    assert scaled_lr(optim, batch) == pytest.approx(0.1 * batch / 256)
+    assert cfg.train.epochs == (200 if cfg.tricks.mixup else 120)

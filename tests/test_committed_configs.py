@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from detect_tricks.ablation.ladder import expand_runs, load_ladder
 from detect_tricks.config import ClsConfig, DetConfig
 from detect_tricks.config_loader import load_config
 from detect_tricks.optim import scaled_lr
@@ -56,3 +57,13 @@ def test_imagenet_configs_train_with_nesterov_at_lr_0_1_per_256(path):
     batch = cfg.train.batch_size
     assert scaled_lr(optim, batch) == pytest.approx(0.1 * batch / 256)
     assert cfg.train.epochs == (200 if cfg.tricks.mixup else 120)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("ablations/*.yaml")), ids=lambda p: p.stem)
+def test_every_ladder_loads_and_its_runs_resolve(path):
+    ladder = load_ladder(path)
+    task = DetConfig if ladder.task == "det" else ClsConfig
+    runs = expand_runs(ladder)
+    assert {"baseline", "all"} <= {run.name for run in runs}
+    for run in runs:  # the base config and every run's overrides make a valid config
+        load_config(CONFIGS.parent / ladder.base, task, list(run.overrides))

@@ -107,7 +107,7 @@ class YOLOv3Loss:
         # Boxes that lost their place write to a spare last slot, cut off after.
         slot = torch.where(assigned.kept, assigned.index, batch * n)
         obj_target = torch.zeros(batch * n + 1, device=preds.device)
-        obj_weight = torch.cat([(~ignored).float().reshape(-1), obj_target[:1]])
+        obj_weight = F.pad((~ignored).float().reshape(-1), (0, 1))
         obj_target[slot] = 1.0
         obj_weight[slot] = assigned.mix_weight
         loss_obj = F.binary_cross_entropy_with_logits(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,44 @@ def test_coco_configs_train_gluoncvs_recipe(name):
         assert tricks.random_shape_sizes == list(range(320, 609, 32))
     else:
         assert (cfg.schedule.name, cfg.schedule.steps) == ("step", [220, 250])
+
+
+def flat_keys(config: object, prefix: str = "") -> dict[str, object]:
+    """`section.key -> value` for every leaf of a config dataclass."""
+    flat = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            flat.update(flat_keys(value, f"{prefix}{field.name}."))
+        else:
+            flat[f"{prefix}{field.name}"] = value
+    return flat
+
+
+@pytest.mark.parametrize(
+    ("data", "switched_on"),
+    [
+        (
+            "fruit",
+            {
+                "optim.no_bias_decay",
+                "schedule.name",
+                "schedule.warmup_epochs",
+                "tricks.label_smoothing",
+                "train.sync_bn",
+            },
+        ),
+        # no switch paid on raccoon (the config's header): only sync BN, inert in one process
+        ("raccoon", {"train.sync_bn"}),
+    ],
+)
+def test_small_bof_configs_differ_from_their_baseline_in_the_chosen_switches(data, switched_on):
+    baseline = flat_keys(load_config(CONFIGS / f"det/yolov3_r18d_{data}_baseline.yaml", DetConfig))
+    bof = flat_keys(load_config(CONFIGS / f"det/yolov3_r18d_{data}_bof.yaml", DetConfig))
+    differing = {key for key in baseline if baseline[key] != bof[key]}
+    if "schedule.name" in switched_on:  # step milestones are unused under cosine decay
+        differing.discard("schedule.steps")
+    assert differing == switched_on
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("cls/resnet50*.yaml")), ids=lambda p: p.stem)

@@ -45,11 +45,21 @@ def blend_detection_samples(
     (image1, target1), (image2, target2) = first, second
     height = max(image1.shape[0], image2.shape[0])
     width = max(image1.shape[1], image2.shape[1])
-    canvas1 = np.zeros((height, width, 3), np.uint8)
-    canvas2 = np.zeros((height, width, 3), np.uint8)
-    canvas1[: image1.shape[0], : image1.shape[1]] = image1
-    canvas2[: image2.shape[0], : image2.shape[1]] = image2
-    mixed = cv2.addWeighted(canvas1, lam, canvas2, 1 - lam, 0.0)
+    mixed = np.zeros((height, width, 3), np.uint8)
+    # The two images overlap in the top-left h x w; each is alone in the strips to the right
+    # of and under it. Blending region by region (`x * weight + x * 0` where one image is
+    # alone: the same float sum as with zeros) gives the pixels of blending two zero-padded
+    # canvases, without making them.
+    h, w = min(image1.shape[0], image2.shape[0]), min(image1.shape[1], image2.shape[1])
+    mixed[:h, :w] = cv2.addWeighted(image1[:h, :w], lam, image2[:h, :w], 1 - lam, 0.0)
+    for image, weight in ((image1, lam), (image2, 1 - lam)):
+        image_h, image_w = image.shape[:2]
+        if image_w > w:
+            right = image[:, w:]
+            mixed[:image_h, w:image_w] = cv2.addWeighted(right, weight, right, 0.0, 0.0)
+        if image_h > h:
+            under = image[h:, :w]
+            mixed[h:image_h, :w] = cv2.addWeighted(under, weight, under, 0.0, 0.0)
     target = {
         "boxes": np.concatenate([target1["boxes"], target2["boxes"]]),
         "labels": np.concatenate([target1["labels"], target2["labels"]]),

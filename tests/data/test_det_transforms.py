@@ -109,6 +109,54 @@ def test_a_crop_of_the_virtual_canvas_equals_the_crop_of_the_materialised_one():
         x0, y0, x1, y1 = window
         np.testing.assert_array_equal(canvas.crop(*window), materialised[y0:y1, x0:x1])
     assert Canvas.of(image).crop(1, 2, 5, 6).base is not None  # unexpanded: a view, no copy
+    assert tuple(canvas.crop(0, 0, 1, 1)[0, 0]) == (124, 116, 104)  # round(255 * mean)
+    # a paint changes the image's pixels, never the fill
+    painted = canvas.crop(30, 20, 80, 60, paint=lambda pixels: 255 - pixels)
+    expected = materialised[20:60, 30:80].copy()
+    expected[5:35, 3:43] = 255 - image[:, :40]
+    np.testing.assert_array_equal(painted, expected)
+
+
+def _jitter_first(transform: DetectionTrainTransform, jitter: bool = True):
+    """The same transform, but jittering the whole photo before anything else (GluonCV's
+    order), or not at all: returns `(image, target, size, seed) -> output`."""
+
+    def run(image, target, size, seed):
+        rng = np.random.default_rng(seed)
+        paint = transform._draw_colour_jitter(rng)  # the same draws from the same stream
+        if jitter:
+            image = paint(image)
+        transform._draw_colour_jitter = lambda _rng: lambda pixels: pixels
+        try:
+            return transform(image, target, size, rng)
+        finally:
+            del transform._draw_colour_jitter
+
+    return run
+
+
+@pytest.mark.parametrize("hue", ["ssd", "gluoncv"])
+def test_jittering_only_the_cropped_pixels_gives_the_pixels_of_jittering_the_photo(hue):
+    # max_side 200 shrinks most expanded canvases: that path jitters before shrinking
+    transform = DetectionTrainTransform(max_side=200, hue=hue)
+    reference = _jitter_first(DetectionTrainTransform(max_side=200, hue=hue))
+    unjittered = _jitter_first(DetectionTrainTransform(max_side=200, hue=hue), jitter=False)
+    level = 1 / 255 / IMAGENET_STD.min()  # one level of 255, normalised
+    worst, shares, jittered = 0.0, [], 0
+    for seed in range(40):
+        image, target = _scene(np.random.default_rng(seed), h=97, w=131)
+        ours, ours_target = transform(image, target, 64, np.random.default_rng(seed))
+        theirs, their_target = reference(image, target, 64, seed)
+        torch.testing.assert_close(ours_target, their_target)
+        diff = (ours - theirs).abs()
+        worst = max(worst, float(diff.max()))
+        shares.append(float((diff > 1e-5).float().mean()))
+        plain, _ = unjittered(image, target, 64, seed)
+        jittered += float((ours - plain).abs().max()) > 10 * level
+    # OpenCV rounds a row's last pixels by another path; cropping moves which they are
+    assert worst <= 2 * level + 1e-5  # one level, at most doubled by a sharpening resize
+    assert np.mean(shares) < 0.02
+    assert jittered >= 10  # the jitter moved 17 of these 40 by over 10 levels (steps: p 0.5)
 
 
 @pytest.mark.parametrize("seed", range(6))

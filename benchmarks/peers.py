@@ -11,7 +11,9 @@ both sides, so the ratios say how we stand whatever the machine.
 
 Per model and precision: the training step (forward, loss, backward, SGD step) in images/s,
 inference latency at batch 1 (ms) and batched inference throughput (images/s), medians after
-a warm-up; GFLOPs per image come from `torch.utils.flop_counter` (a multiply-add is 2).
+a warm-up, ours and the peer timed in turn (call for call) so that the machine's drift
+during the run falls on both; GFLOPs per image come from `torch.utils.flop_counter` (a
+multiply-add is 2).
 ultralytics and timm are optional: a peer whose library is missing gets a row saying so.
 """
 
@@ -213,30 +215,44 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_seconds(
-    fn: Callable[[], object], args: argparse.Namespace, device: torch.device
-) -> float:
-    """Median wall time of `fn` over `--repeats` calls after `--warmup` calls."""
+def interleaved_medians(
+    fns: list[Callable[[], object]], args: argparse.Namespace, device: torch.device
+) -> list[float]:
+    """Median wall time of each of `fns` over `--repeats` calls after `--warmup` calls, the
+    timed calls taken in turn (a, b, a, b, ...): a machine that drifts during the run (these
+    2-core machines drift by up to 30%) slows every side alike, so their ratio holds."""
     for _ in range(args.warmup):
-        fn()
-    times = []
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(args.repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, spent in zip(fns, times, strict=True):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
-def measure(
+@dataclass
+class TimedCalls:
+    """One model's three timed calls at one precision."""
+
+    model: nn.Module
+    train_step: Callable[[], None]
+    latency: Callable[[], object]
+    batched: Callable[[], object]
+
+
+def timed_calls(
     subject: Subject, precision: str, args: argparse.Namespace, device: torch.device
-) -> dict:
-    """Training images/s, batch-1 latency (ms) and batched inference images/s."""
+) -> TimedCalls:
+    """The training step (forward, loss, backward, SGD step) and inference at batch 1 and
+    at `--batch`, for one model."""
     dtype = PRECISIONS[precision]
     autocast = nullcontext if dtype is None else partial(torch.autocast, device.type, dtype=dtype)
-    model = subject.model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    optimizer = torch.optim.SGD(subject.model.parameters(), lr=1e-4, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     def train_step() -> None:
@@ -245,19 +261,39 @@ def measure(
         scaler.step(optimizer)
         scaler.update()
 
-    step_s = median_seconds(train_step, args, device)
-    model.eval()
     size = args.size if subject.task == "det" else args.cls_size
     batch = torch.randn(args.batch, 3, size, size, device=device)
     batch = batch.contiguous(memory_format=torch.channels_last)
     one = batch[:1].contiguous(memory_format=torch.channels_last)
-    latency_s = median_seconds(lambda: subject.infer(one, autocast), args, device)
-    batched_s = median_seconds(lambda: subject.infer(batch, autocast), args, device)
-    return {
-        "train_img_s": round(args.batch / step_s, 2),
-        "latency_ms": round(1000 * latency_s, 2),
-        "infer_img_s": round(args.batch / batched_s, 2),
-    }
+    return TimedCalls(
+        subject.model,
+        train_step,
+        lambda: subject.infer(one, autocast),
+        lambda: subject.infer(batch, autocast),
+    )
+
+
+def measure(
+    subjects: list[Subject], precision: str, args: argparse.Namespace, device: torch.device
+) -> list[dict]:
+    """Training images/s, batch-1 latency (ms) and batched inference images/s of each
+    model, every figure timed in turn with the others (`interleaved_medians`)."""
+    calls = [timed_calls(subject, precision, args, device) for subject in subjects]
+    for call in calls:
+        call.model.train()
+    step_s = interleaved_medians([c.train_step for c in calls], args, device)
+    for call in calls:
+        call.model.eval()
+    latency_s = interleaved_medians([c.latency for c in calls], args, device)
+    batched_s = interleaved_medians([c.batched for c in calls], args, device)
+    return [
+        {
+            "train_img_s": round(args.batch / step, 2),
+            "latency_ms": round(1000 * latency, 2),
+            "infer_img_s": round(args.batch / batched, 2),
+        }
+        for step, latency, batched in zip(step_s, latency_s, batched_s, strict=True)
+    ]
 
 
 def row(subject: Subject | Unavailable, precision: str, numbers: dict | None, note: str) -> dict:
@@ -275,17 +311,40 @@ def row(subject: Subject | Unavailable, precision: str, numbers: dict | None, no
     }
 
 
-def measure_row(
-    subject: Subject | Unavailable, precision: str, args: argparse.Namespace, device: torch.device
-) -> dict:
-    """The row of one model at one precision; a runtime failure is noted, not fatal."""
-    if isinstance(subject, Unavailable):
-        return row(subject, precision, None, subject.reason)
+def measure_rows(
+    subjects: list[Subject | Unavailable],
+    precision: str,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> list[dict]:
+    """The rows of the models at one precision, measured together; a runtime failure is
+    noted in the failing model's row, not fatal (each is then measured alone, to know
+    which one failed)."""
+    available = [s for s in subjects if isinstance(s, Subject)]
     try:
-        return row(subject, precision, measure(subject, precision, args, device), "")
+        results = measure(available, precision, args, device)
+    except RuntimeError:
+        results = [measure_alone(subject, precision, args, device) for subject in available]
+    by_name = {subject.name: result for subject, result in zip(available, results, strict=True)}
+    rows = []
+    for subject in subjects:
+        result = by_name.get(subject.name, getattr(subject, "reason", ""))
+        if isinstance(result, str):
+            rows.append(row(subject, precision, None, result))
+        else:
+            rows.append(row(subject, precision, result, ""))
+    return rows
+
+
+def measure_alone(
+    subject: Subject, precision: str, args: argparse.Namespace, device: torch.device
+) -> dict | str:
+    """One model's numbers, or why they failed."""
+    try:
+        return measure([subject], precision, args, device)[0]
     except RuntimeError as err:
         print(f"{subject.name} {precision} failed: {err}", file=sys.stderr)
-        return row(subject, precision, None, f"failed: {str(err).splitlines()[0][:120]}")
+        return f"failed: {str(err).splitlines()[0][:120]}"
 
 
 def add_ratios(ours: dict, peer: dict) -> None:
@@ -308,7 +367,7 @@ def run_task(task: str, args: argparse.Namespace, device: torch.device, start: f
         if time.perf_counter() - start > args.deadline_s:
             rows += [row(s, precision, None, _skip_reason(s)) for s in subjects]
             continue
-        ours, peer = (measure_row(s, precision, args, device) for s in subjects)
+        ours, peer = measure_rows(subjects, precision, args, device)
         add_ratios(ours, peer)
         rows += [ours, peer]
     return rows
@@ -368,7 +427,8 @@ def notes(args: argparse.Namespace) -> str:
         f"classification at {cls_size}x{cls_size}, precision {', '.join(args.precision)} "
         "(autocast on the device; fp16 training with GradScaler), channels_last, "
         f"{NUM_CLASSES} detection / 1000 classification classes, untrained weights, synthetic "
-        f"inputs; medians of {args.repeats} calls after {args.warmup} warm-up calls. Training "
+        f"inputs; medians of {args.repeats} calls after {args.warmup} warm-up calls, ours and the "
+        "peer's calls taken in turn so that drift falls on both alike. Training "
         "step: forward, loss, backward, SGD (momentum 0.9) step. Detection losses: ours "
         "`YOLOv3Loss`, ultralytics `v8DetectionLoss` via `DetectionModel.loss` (default cfg "
         "gains), both on the same 8 boxes per image; classification: cross-entropy. Inference "

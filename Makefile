@@ -54,6 +54,7 @@ bench: $(STAMP)
 	cd benchmarks && ../$(PY) yolov3_speed.py
 	cd benchmarks && ../$(PY) det_loading.py
 	cd benchmarks && ../$(PY) loader_workers.py
+	cd benchmarks && ../$(PY) step_profile.py --device cpu
 
 # Ours beside ultralytics' YOLOv3u and timm's ResNet-50-D in one process. The peers are
 # optional (setup does not install ultralytics): a missing one's rows say so.

@@ -14,17 +14,20 @@ proxy scale). It expands into runs, as in the Bag of Freebies paper's tables:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detect_tricks.config_loader import parse_yaml
+from detect_tricks.config import ClsConfig, DetConfig
+from detect_tricks.config_loader import config_to_dict, load_config, parse_yaml
 from detect_tricks.errors import ConfigError
 
 LADDER_KINDS = ("leave_one_out", "stacked", "add_one")
 DEFAULT_KINDS = ("leave_one_out", "stacked")  # the papers' tables
 METRICS = {"det": ("AP", "AP50", "AP75"), "cls": ("top1", "top5")}
 TOOLS = {"det": "detect_tricks.commands.train_det", "cls": "detect_tricks.commands.train_cls"}
+CONFIG_CLASSES = {"det": DetConfig, "cls": ClsConfig}
 
 
 @dataclass(frozen=True)
@@ -131,19 +134,43 @@ def select_runs(runs: list[Run], names: list[str]) -> list[Run]:
 
 
 def plan_of(ladder: Ladder, runs: list[Run]) -> dict[str, Any]:
-    """What decides the results: a stored plan that differs means stale runs."""
+    """What decides the results: a stored plan that differs means stale runs.
+
+    The base config is stored as training reads it (every default filled in), so that a
+    comment, or a key pinned to the value it had, changes nothing; its text is kept too,
+    to compare with plans written before (which stored only the text).
+    """
     return {
         "task": ladder.task,
         "base": str(ladder.base),
-        "base_config": ladder.base.read_text() if ladder.base.is_file() else None,
+        "base_config": resolved_base(ladder),
+        "base_text": ladder.base.read_text() if ladder.base.is_file() else None,
         "seeds": ladder.seeds,
         "runs": {r.name: list(r.overrides) for r in runs},
     }
 
 
+def resolved_base(ladder: Ladder) -> dict[str, Any] | None:
+    """The base config with its defaults, as JSON values; None when the file is missing."""
+    if not ladder.base.is_file():
+        return None
+    config = load_config(ladder.base, CONFIG_CLASSES[ladder.task])
+    return json.loads(json.dumps(config_to_dict(config), default=str))
+
+
 def plan_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The top-level keys (and run names) in which two plans differ."""
-    differing = [k for k in ("task", "base", "base_config", "seeds") if stored.get(k) != current[k]]
+    """The top-level keys (and run names) in which two plans differ.
+
+    Seeds are not compared: each (run, seed) trains on its own, so a ladder given more
+    seeds keeps its finished runs and trains only the new seeds (the tables take the
+    ladder's seeds).
+    """
+    differing = [k for k in ("task", "base") if stored.get(k) != current[k]]
+    if isinstance(stored.get("base_config"), str):  # a plan of before: the text only
+        if stored["base_config"] != current["base_text"]:
+            differing.append("base_config")
+    elif stored.get("base_config") != current["base_config"]:
+        differing.append("base_config")
     stored_runs, runs = stored.get("runs", {}), current["runs"]
     differing += [f"runs.{n}" for n in runs if n in stored_runs and stored_runs[n] != runs[n]]
     return differing

@@ -142,6 +142,36 @@ def test_a_changed_ladder_is_refused_unless_overwrite(tmp_path, ladder_file):
     assert not (out / "baseline").exists()  # the stale runs are gone
 
 
+def test_a_comment_a_pinned_default_or_more_seeds_keep_the_runs(tmp_path, ladder_file):
+    ladder = load_ladder(ladder_file)
+    out = tmp_path / "out"
+    check_plan(ladder, expand_runs(ladder), out, overwrite=False)
+    (out / "baseline" / "seed0").mkdir(parents=True)
+    # the same config as training reads it: a comment, and train.batch_size at its default
+    ladder.base.write_text("# two epochs\ntrain: {epochs: 2, batch_size: 64}\n")
+    check_plan(ladder, expand_runs(ladder), out, overwrite=False)
+    more_seeds = load_ladder(write_ladder(ladder_file, ladder.base, seeds="[0, 1, 2, 3, 4]"))
+    check_plan(more_seeds, expand_runs(more_seeds), out, overwrite=False)
+    assert (out / "baseline" / "seed0").is_dir()  # finished seeds are kept
+    ladder.base.write_text("train: {epochs: 2, batch_size: 32}\n")  # a real change
+    with pytest.raises(ConfigError, match="differs in base_config"):
+        check_plan(more_seeds, expand_runs(more_seeds), out, overwrite=False)
+
+
+def test_a_plan_written_before_resolved_configs_compares_the_text(tmp_path, ladder_file):
+    ladder = load_ladder(ladder_file)
+    out = tmp_path / "out"
+    check_plan(ladder, expand_runs(ladder), out, overwrite=False)
+    plan = json.loads((out / "plan.json").read_text())
+    plan["base_config"] = plan.pop("base_text")  # the old format: the base config's text
+    (out / "plan.json").write_text(json.dumps(plan))
+    check_plan(ladder, expand_runs(ladder), out, overwrite=False)  # same text: fine
+    (out / "plan.json").write_text(json.dumps(plan))
+    ladder.base.write_text("# two epochs\ntrain: {epochs: 2}\n")
+    with pytest.raises(ConfigError, match="differs in base_config"):
+        check_plan(ladder, expand_runs(ladder), out, overwrite=False)
+
+
 def test_a_two_run_ladder_end_to_end_then_skips_and_resumes(config_file, tmp_path):
     ladder = write_ladder(
         tmp_path / "tiny.yaml",

@@ -328,11 +328,12 @@ def measure_rows(
     by_name = {subject.name: result for subject, result in zip(available, results, strict=True)}
     rows = []
     for subject in subjects:
-        result = by_name.get(subject.name, getattr(subject, "reason", ""))
-        if isinstance(result, str):
-            rows.append(row(subject, precision, None, result))
+        if isinstance(subject, Unavailable):
+            rows.append(row(subject, precision, None, subject.reason))
+        elif isinstance(by_name[subject.name], str):  # why it failed
+            rows.append(row(subject, precision, None, by_name[subject.name]))
         else:
-            rows.append(row(subject, precision, result, ""))
+            rows.append(row(subject, precision, by_name[subject.name], ""))
     return rows
 
 

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
 from detect_tricks.ablation.ladder import expand_runs, load_ladder
 from detect_tricks.config import ClsConfig, DetConfig
-from detect_tricks.config_loader import load_config
+from detect_tricks.config_loader import config_to_dict, load_config
 from detect_tricks.optim import scaled_lr
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -45,16 +44,10 @@ def test_coco_configs_train_gluoncvs_recipe(name):
         assert (cfg.schedule.name, cfg.schedule.steps) == ("step", [220, 250])
 
 
-def flat_keys(config: object, prefix: str = "") -> dict[str, object]:
-    """`section.key -> value` for every leaf of a config dataclass."""
-    flat = {}
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if dataclasses.is_dataclass(value):
-            flat.update(flat_keys(value, f"{prefix}{field.name}."))
-        else:
-            flat[f"{prefix}{field.name}"] = value
-    return flat
+def flat_keys(config: DetConfig) -> dict[str, object]:
+    """`section.key -> value` for every key of a config's sections."""
+    sections = config_to_dict(config)
+    return {f"{name}.{key}": v for name, section in sections.items() for key, v in section.items()}
 
 
 @pytest.mark.parametrize(

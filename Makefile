@@ -60,3 +60,4 @@ bench: $(STAMP)
 # optional (setup does not install ultralytics): a missing one's rows say so.
 bench-peers: $(STAMP)
 	cd benchmarks && ../$(PY) peers.py --device cpu --deadline-s 3600
+	cd benchmarks && ../$(PY) op_split.py --device cpu

@@ -7,13 +7,16 @@ both sides, so the ratios say how we stand whatever the machine.
 
     python benchmarks/peers.py [--device cpu|cuda] [--precision fp32,bf16,fp16] [--size 416]
         [--batch 4] [--cls-size 224] [--repeats 5] [--warmup 2] [--only det|cls]
-        [--deadline-s 170]
+        [--deadline-s 170] [--compile]
 
 Per model and precision: the training step (forward, loss, backward, SGD step) in images/s,
 inference latency at batch 1 (ms) and batched inference throughput (images/s), medians after
 a warm-up, ours and the peer timed in turn (call for call) so that the machine's drift
 during the run falls on both; GFLOPs per image come from `torch.utils.flop_counter` (a
-multiply-add is 2).
+multiply-add is 2). With `--compile`, every model (ours and the peers) is compiled with
+`torch.compile` (inductor, static shapes), as our `train.compile` and ultralytics' `compile`
+switch do; the compilation falls in the warm-up calls, and the tables are written to
+`peers_<device>_compiled`.
 ultralytics and timm are optional: a peer whose library is missing gets a row saying so.
 """
 
@@ -132,8 +135,10 @@ def ultralytics_detector(args: argparse.Namespace, device: torch.device) -> Subj
     batch = {"img": images, **_ultralytics_labels(args.batch, args.size, device)}
 
     def loss(autocast: AutocastFactory) -> Tensor:
+        # Forward, then the loss on its predictions: what its trainer does when compiling
+        # (and the same math as `model.loss(batch)`); its trainer sums (box, cls, dfl) too.
         with autocast():
-            return model.loss(batch)[0].sum()  # its trainer sums (box, cls, dfl) the same way
+            return model.loss(batch, model(images))[0].sum()
 
     @torch.inference_mode()
     def infer(batch_images: Tensor, autocast: AutocastFactory) -> object:
@@ -363,6 +368,12 @@ def run_task(task: str, args: argparse.Namespace, device: torch.device, start: f
     """Ours and the peer at each precision; no new pair starts after the deadline."""
     torch.manual_seed(0)
     subjects = [build(args, device) for build in BUILDERS[task]]
+    if args.compile:
+        for subject in subjects:
+            if isinstance(subject, Subject):
+                # In place, so that the subject's loss and inference closures call the
+                # compiled module; static shapes: one graph per mode and batch size.
+                subject.model.compile(dynamic=False)
     rows = []
     for precision in args.precision:
         if time.perf_counter() - start > args.deadline_s:
@@ -411,6 +422,11 @@ def parse_args() -> argparse.Namespace:
         default=170.0,
         help="start no new (model pair, precision) after this many seconds; write what is done",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile every model (both sides); writes peers_<device>_compiled",
+    )
     args = parser.parse_args()
     cuda = args.device == "cuda"
     args.precision = parse_precisions(args.precision)
@@ -423,10 +439,17 @@ def parse_args() -> argparse.Namespace:
 def notes(args: argparse.Namespace) -> str:
     """The notes paragraph: the settings and what each side's numbers include."""
     size, cls_size = args.size, args.cls_size
+    mode = (
+        "every model compiled with torch.compile (inductor, static shapes; compilation in the "
+        "warm-up calls)"
+        if args.compile
+        else "eager"
+    )
     return (
         f"Batch {args.batch} (training and batched inference), detection at {size}x{size}, "
         f"classification at {cls_size}x{cls_size}, precision {', '.join(args.precision)} "
         "(autocast on the device; fp16 training with GradScaler), channels_last, "
+        f"{mode}, "
         f"{NUM_CLASSES} detection / 1000 classification classes, untrained weights, synthetic "
         f"inputs; medians of {args.repeats} calls after {args.warmup} warm-up calls, ours and the "
         "peer's calls taken in turn so that drift falls on both alike. Training "
@@ -452,7 +475,8 @@ def main() -> None:
     rows = []
     for task in [args.only] if args.only else ["det", "cls"]:
         rows += run_task(task, args, device, start)
-    path = write_results(f"peers_{device.type}", rows, notes(args))
+    name = f"peers_{device.type}" + ("_compiled" if args.compile else "")
+    path = write_results(name, rows, notes(args))
     print(path.read_text())
 
 

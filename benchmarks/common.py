@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# The committed tables; BENCH_RESULTS sends a rehearsal's tables elsewhere instead.
+RESULTS = Path(os.environ.get("BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 
 
 def machine() -> dict[str, object]:
@@ -37,7 +38,7 @@ def machine() -> dict[str, object]:
 
 def write_results(name: str, rows: list[dict[str, object]], notes: str = "") -> Path:
     """Write `results/<name>.json` and `results/<name>.md`; returns the markdown path."""
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     info = machine()
     (RESULTS / f"{name}.json").write_text(
         json.dumps({"machine": info, "rows": rows, "notes": notes}, indent=2) + "\n"

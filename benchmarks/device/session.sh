@@ -1,17 +1,19 @@
 #!/bin/bash
 # Run THERE, on the `device` tool's H200, after benchmarks/device/prepare.sh here:
 #   run(command="bash benchmarks/device/session.sh", carry=[".device"], timeout_s=600)
-# Everything a GPU session owes the open issues, most important first, inside one
+# Everything a GPU session owes the issues, most important first, inside one
 # deadline (BUDGET_S, default 540 s, so the call ends before its 600 s limit):
-#   1. issue 11: the full-scale ladders' baseline, chosen small recipe and all tricks,
-#      3 seeds, on fruit and raccoon (--jobs 4, 3 loader workers each);
-#   2. issue 13: peers beside ours on CUDA (fp32, bf16), then the bf16 step profile.
+#   1. issue 13 (speed): peers beside ours on CUDA (fp32, bf16), the bf16 step profile,
+#      then the detection peers in bf16 with both sides compiled (`--compile`);
+#   2. issue 11 (evidence, settled on CPU): the full-scale ladders' baseline, chosen small
+#      recipe and all tricks, 3 seeds, on fruit and raccoon (--jobs 4, 3 loader workers
+#      each), in what time is left.
 # Results land in $OUT (at most 8 files come back): the ladders' ablation.md and the
 # benchmarks' markdown tables, and session.log. A ladder cut by the deadline resumes
 # where it stopped at the next call (runs/ stays on the machine while it is warm).
-# Rehearsal here, on the CPU, the ladders dry:
+# Rehearsal here, on the CPU, the ladders dry, the tables kept out of the committed ones:
 #   PY=.venv/bin/python DEVICE=cpu SKIP_INSTALL=1 LADDER_ARGS=--dry-run BUDGET_S=100 \
-#     OUT=/tmp/device_out bash benchmarks/device/session.sh
+#     BENCH_RESULTS=/tmp/device_out/results OUT=/tmp/device_out bash benchmarks/device/session.sh
 set -u
 BUDGET_S=${BUDGET_S:-540}
 DEVICE=${DEVICE:-cuda}
@@ -38,6 +40,14 @@ step() {  # step NAME SECONDS_AT_MOST COMMAND...: skipped when too little time i
 START=$SECONDS
 touch /tmp/session_start  # only results newer than this are sent back
 $PY -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+step peers 150 $PY benchmarks/peers.py --device "$DEVICE" --precision fp32,bf16 --deadline-s 120
+step profile 45 $PY benchmarks/step_profile.py --device "$DEVICE" --precision bf16 --steps 3
+step "peers compiled" 180 $PY benchmarks/peers.py --device "$DEVICE" --precision bf16 --only det \
+  --compile --deadline-s 60
+for table in "peers_$DEVICE" "step_profile_$DEVICE" "peers_${DEVICE}_compiled"; do
+  table="${BENCH_RESULTS:-benchmarks/results}/$table.md"
+  [ "$table" -nt /tmp/session_start ] && cp "$table" "$OUT/"
+done
 ROWS='baseline,+cosine_warmup+no_bias_decay+label_smoothing,all'
 for set in fruit raccoon; do
   step "ladder $set" 170 $PY tools/ablate.py "configs/ablations/${set}_bof_full.yaml" \
@@ -49,10 +59,5 @@ for set in fruit raccoon; do
     --set "data.val_images=.device/data/$set/images" $LADDER_ARGS
   report="runs/ablations/${set}_bof_full_gpu/ablation.md"
   [ "$report" -nt /tmp/session_start ] && cp "$report" "$OUT/${set}_bof_full_gpu.md"
-done
-step peers 150 $PY benchmarks/peers.py --device "$DEVICE" --precision fp32,bf16 --deadline-s 120
-step profile 45 $PY benchmarks/step_profile.py --device "$DEVICE" --precision bf16 --steps 3
-for table in "peers_$DEVICE" "step_profile_$DEVICE"; do
-  [ "benchmarks/results/$table.md" -nt /tmp/session_start ] && cp "benchmarks/results/$table.md" "$OUT/"
 done
 ls -la "$OUT"

@@ -41,13 +41,44 @@ def seed_everything(seed: int) -> None:
 
 
 def configure_device(device: torch.device) -> None:
-    """CPU: flush denormal floats to zero.
+    """CPU: flush denormal floats to zero, and warn when the cores are already busy.
 
     Random-init training with BCE losses produced denormals on this machine's CPU and
     made some steps 10x slower (docs/design.md §6); flushing them costs no accuracy.
     """
     if device.type == "cpu":
         torch.set_flush_denormal(True)
+        if hasattr(os, "getloadavg"):
+            warning = busy_cores_warning(
+                os.getloadavg()[0],
+                usable_cores(),
+                torch.get_num_threads(),
+                os.environ.get("OMP_NUM_THREADS"),
+            )
+            if warning:
+                logger.warning(warning)
+
+
+def busy_cores_warning(
+    load: float, cores: int, threads: int, omp_num_threads: str | None
+) -> str | None:
+    """Why a CPU run may crawl: other work already holds the cores it will use.
+
+    torch gives every process one thread per core, so two trainings started by hand on
+    one machine fight for the same cores: on 2 cores, two at once ran 4x slower each
+    than with `OMP_NUM_THREADS=1` apiece (1.9 against 8 images/s, a third of the time in
+    the kernel). A 1-minute load average of half the usable cores or more at start says
+    something else runs; an `OMP_NUM_THREADS` the user (or `ablate --jobs`, or torchrun)
+    set says the split is decided, and silences this.
+    """
+    if omp_num_threads is not None or load < cores / 2:
+        return None
+    return (
+        f"the {cores} usable cores are already busy (1-minute load average {load:.1f}) and "
+        f"this run starts {threads} threads: runs that each take every core slow each other "
+        "down several times over; give each OMP_NUM_THREADS=<cores / runs> (ablate --jobs "
+        "does)"
+    )
 
 
 def build_autocast(amp: str, device: torch.device) -> Callable[[], AbstractContextManager]:

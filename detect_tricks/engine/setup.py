@@ -88,7 +88,7 @@ def build_autocast(amp: str, device: torch.device) -> Callable[[], AbstractConte
     if amp == "fp16" and device.type != "cuda":
         raise ConfigError(
             "train.amp=fp16 needs a CUDA device; on the CPU use train.amp=bf16 "
-            "(fast on CPUs with AMX) or off"
+            "(fast on CPUs with AMX or AVX512-BF16) or off"
         )
     dtype = torch.float16 if amp == "fp16" else torch.bfloat16
     return functools.partial(torch.autocast, device_type=device.type, dtype=dtype)

@@ -21,7 +21,7 @@ from contextlib import nullcontext
 
 import torch
 from common import write_results
-from peers import Subject, Unavailable, ours_detector, ultralytics_detector
+from peers import Subject, Unavailable, ours_detector, synchronize, ultralytics_detector
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -54,8 +54,7 @@ def seconds_by_kind(subject: Subject, steps: int, device: torch.device) -> dict[
     with profile(activities=activities) as prof:
         for _ in range(steps):
             train_step(subject)
-        if cuda:
-            torch.cuda.synchronize(device)
+        synchronize(device)
     spent = dict.fromkeys([*KINDS, "other"], 0.0)
     for event in prof.key_averages():
         if not event.key.startswith("aten::"):

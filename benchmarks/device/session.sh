@@ -45,8 +45,8 @@ step profile 45 $PY benchmarks/step_profile.py --device "$DEVICE" --precision bf
 step "peers compiled" 180 $PY benchmarks/peers.py --device "$DEVICE" --precision bf16 --only det \
   --compile --deadline-s 60
 for table in "peers_$DEVICE" "step_profile_$DEVICE" "peers_${DEVICE}_compiled"; do
-  table="${BENCH_RESULTS:-benchmarks/results}/$table.md"
-  [ "$table" -nt /tmp/session_start ] && cp "$table" "$OUT/"
+  path="${BENCH_RESULTS:-benchmarks/results}/$table.md"
+  [ "$path" -nt /tmp/session_start ] && cp "$path" "$OUT/"
 done
 ROWS='baseline,+cosine_warmup+no_bias_decay+label_smoothing,all'
 for set in fruit raccoon; do

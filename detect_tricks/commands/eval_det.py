@@ -88,7 +88,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, dict]:
         )
     ctx = DistContext(device=detector.device)
     configure_device(ctx.device)
-    gt = load_ground_truth(source.ground_truth, args.backend)
+    gt = load_ground_truth(source.evaluation_ground_truth(), args.backend)
     by_size = {}
     for size in args.sizes or [detector.size]:
         dataset = DetectionEvalSet(source, size)

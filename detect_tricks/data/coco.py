@@ -12,6 +12,7 @@ With `skip_bad_images`, entries that would be errors are skipped and counted ins
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -37,6 +38,12 @@ class ImageRecord:
     height: int
     boxes: np.ndarray  # (n, 4) float32
     labels: np.ndarray  # (n,) int64
+    # What evaluation needs beyond the training boxes: each box's area as the file gives
+    # it (COCO's is the mask's; the box's when absent), and the crowd regions (xyxy,
+    # with their labels), which COCOeval ignores rather than counting as misses.
+    areas: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    crowd_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    crowd_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass
@@ -100,7 +107,6 @@ class CocoDetection:
                 raise DatasetError(f"{self.source}: a COCO file holds a list under '{key}'")
         if not data["categories"]:
             raise DatasetError(f"{self.source}: 'categories' is empty")
-        self.ground_truth = data
         categories = sorted(self._checked_categories(data["categories"]), key=lambda c: c["id"])
         self.category_ids = [c["id"] for c in categories]
         self.class_names = [str(c.get("name", c["id"])) for c in categories]
@@ -110,6 +116,49 @@ class CocoDetection:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def subset(self, indices: list[int]) -> CocoDetection:
+        """The same source restricted to the records at `indices` (in that order)."""
+        view = copy.copy(self)
+        view.records = [self.records[i] for i in indices]
+        return view
+
+    def evaluation_ground_truth(self) -> dict[str, Any]:
+        """The checked records as a COCO dict for COCOeval: what training reads is what
+        evaluation scores (duplicate or missing annotation ids, degenerate boxes and
+        missing `area` or `iscrowd` in the file cannot change the metric)."""
+        images, annotations = [], []
+        for record in self.records:
+            images.append(
+                {
+                    "id": record.image_id,
+                    "file_name": Path(record.path).name,
+                    "width": record.width,
+                    "height": record.height,
+                }
+            )
+            regions = [
+                (record.boxes, record.labels, record.areas, 0),
+                (record.crowd_boxes, record.crowd_labels, _box_areas(record.crowd_boxes), 1),
+            ]
+            for boxes, labels, areas, crowd in regions:
+                for box, label, area in zip(boxes.tolist(), labels.tolist(), areas, strict=True):
+                    x0, y0, x1, y1 = box
+                    annotations.append(
+                        {
+                            "id": len(annotations) + 1,
+                            "image_id": record.image_id,
+                            "category_id": self.category_ids[label],
+                            "bbox": [x0, y0, x1 - x0, y1 - y0],
+                            "area": float(area),
+                            "iscrowd": crowd,
+                        }
+                    )
+        categories = [
+            {"id": cid, "name": name}
+            for cid, name in zip(self.category_ids, self.class_names, strict=True)
+        ]
+        return {"images": images, "annotations": annotations, "categories": categories}
 
     def _bad(self, message: str) -> None:
         if not self.skip_bad_images:
@@ -155,6 +204,8 @@ class CocoDetection:
                 records[record.image_id] = record
         boxes: dict[int, list[list[float]]] = {i: [] for i in records}
         labels: dict[int, list[int]] = {i: [] for i in records}
+        areas: dict[int, list[float]] = {i: [] for i in records}
+        crowd: dict[int, list[tuple[list[float], int]]] = {i: [] for i in records}
         for index, ann in enumerate(data["annotations"]):
             if not isinstance(ann, dict):
                 self._bad(f"annotation {index} is not a mapping: {ann!r}")
@@ -179,13 +230,26 @@ class CocoDetection:
                 continue
             if ann["image_id"] not in records:  # the image itself was skipped
                 continue
-            box = self._clip(ann, records[ann["image_id"]], where)
-            if box is not None:
-                boxes[ann["image_id"]].append(box)
-                labels[ann["image_id"]].append(label_of[ann["category_id"]])
+            image_id, label = ann["image_id"], label_of[ann["category_id"]]
+            box = self._clip(ann, records[image_id], where)
+            if box is None:
+                continue
+            if ann.get("iscrowd", 0):
+                crowd[image_id].append((box, label))
+                continue
+            boxes[image_id].append(box)
+            labels[image_id].append(label)
+            area = ann.get("area")
+            box_area = (box[2] - box[0]) * (box[3] - box[1])
+            areas[image_id].append(area if is_finite_number(area) and area > 0 else box_area)
         for image_id, record in records.items():
             record.boxes = np.asarray(boxes[image_id], dtype=np.float32).reshape(-1, 4)
             record.labels = np.asarray(labels[image_id], dtype=np.int64)
+            record.areas = np.asarray(areas[image_id], dtype=np.float32)
+            record.crowd_boxes = np.asarray(
+                [b for b, _ in crowd[image_id]], dtype=np.float32
+            ).reshape(-1, 4)
+            record.crowd_labels = np.asarray([c for _, c in crowd[image_id]], dtype=np.int64)
         self.report.images = len(records)
         self.report.boxes = sum(len(r.boxes) for r in records.values())
         return list(records.values())
@@ -226,8 +290,8 @@ class CocoDetection:
         )
 
     def _clip(self, ann: dict[str, Any], record: ImageRecord, where: str) -> list[float] | None:
-        """The annotation's box as xyxy clipped to the image, or None when it is not a
-        training box (crowd, degenerate, malformed)."""
+        """The annotation's box as xyxy clipped to the image, or None when it is
+        degenerate or malformed (a crowd box is counted here; the caller keeps it apart)."""
         bbox = ann.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:
             self._bad(f"{where}: 'bbox' must be [x, y, width, height], got {bbox!r}")
@@ -237,7 +301,6 @@ class CocoDetection:
             return None
         if ann.get("iscrowd", 0):
             self.report.crowd += 1
-            return None
         x, y, w, h = (float(v) for v in bbox)
         box = [max(x, 0.0), max(y, 0.0), min(x + w, record.width), min(y + h, record.height)]
         if box[2] - box[0] <= 0 or box[3] - box[1] <= 0:
@@ -257,6 +320,10 @@ class CocoDetection:
                 f"says {record.width}x{record.height} (image id {record.image_id})"
             )
         return image, record
+
+
+def _box_areas(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
 def _is_integer(value: Any) -> bool:

@@ -118,3 +118,31 @@ def test_real_fruit_data_with_png_named_jpg_and_rgba_images():
         image, record = dataset.load(index)
         assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
         assert image.shape[:2] == (record.height, record.width)
+
+
+def test_evaluation_reads_the_checked_records_not_the_raw_file(tmp_path):
+    """Duplicate and missing annotation ids, a missing `area` or `iscrowd`, and degenerate
+    boxes cannot change what COCOeval scores: it gets the records training reads."""
+    annotations = [
+        {"id": 5, "image_id": 7, "category_id": 3, "bbox": [1, 2, 10, 5]},  # no area, iscrowd
+        {"id": 5, "image_id": 7, "category_id": 90, "bbox": [30, 20, 20, 20], "area": 99.0},
+        {"image_id": 9, "category_id": 3, "bbox": [5, 5, 0, 10]},  # no id, degenerate
+        _ann(8, 9, 90, [1, 1, 5, 5], crowd=1),
+    ]
+    dataset = CocoDetection(_write(tmp_path, _data(annotations)), tmp_path)
+    truth = dataset.evaluation_ground_truth()
+    assert [a["id"] for a in truth["annotations"]] == [1, 2, 3]
+    first, clipped, crowd = truth["annotations"]
+    assert first == {
+        "id": 1,
+        "image_id": 7,
+        "category_id": 3,
+        "bbox": [1.0, 2.0, 10.0, 5.0],
+        "area": 50.0,
+        "iscrowd": 0,
+    }
+    assert clipped["bbox"] == [30.0, 20.0, 10.0, 10.0] and clipped["area"] == 99.0
+    assert crowd["iscrowd"] == 1 and crowd["category_id"] == 90 and crowd["image_id"] == 9
+    assert truth["categories"] == [{"id": 3, "name": "cat"}, {"id": 90, "name": "zebra"}]
+    assert [i["id"] for i in truth["images"]] == [7, 9]
+    assert [i["id"] for i in dataset.subset([1]).evaluation_ground_truth()["images"]] == [9]

@@ -280,10 +280,27 @@ class DetDataConfig:
     hue: Literal["ssd", "gluoncv"] = "ssd"
     voc_use_difficult: bool = False  # train on VOC "difficult" boxes too
     skip_bad_images: bool = False  # skip unreadable images and bad entries (counted)
+    # Train on a fixed random subset of the training images: a count (>= 1), a fraction
+    # in (0, 1), or 0 for all. The subset depends on train_subset_seed only, not on
+    # train.seed, so every config and seed of a ladder sees the same photos.
+    train_subset: int | float = 0
+    train_subset_seed: int = 0
 
     def __post_init__(self) -> None:
-        _require(self.size > 0 and self.size % 32 == 0, "data.size", "a multiple of 32", self.size)
+        _require(
+            self.size > 0 and self.size % 32 == 0,
+            "data.size",
+            "a positive multiple of 32",
+            self.size,
+        )
         _require(self.expand_ratio >= 1, "data.expand_ratio", ">= 1", self.expand_ratio)
+        subset = self.train_subset
+        _require(
+            (isinstance(subset, int) and subset >= 0) or 0 < subset < 1,
+            "data.train_subset",
+            "0 (all), a count of images >= 1, or a fraction in (0, 1)",
+            subset,
+        )
 
 
 @dataclass
@@ -329,11 +346,15 @@ class DetEvalConfig(EvalConfig):
     # engine/precise_bn.py); `auto`: only when tricks.random_shapes trains at other sizes.
     precise_bn: bool | Literal["auto"] = "auto"
     precise_bn_batches: int = 200  # eval-size batches of training images (detectron2: 200)
+    # Also evaluate on this many training images (spread evenly over the training set),
+    # logged as train_AP, train_AP50, ...: train >> val is overfitting; 0 turns it off.
+    train_images: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         batches = self.precise_bn_batches
         _require(batches > 0, "eval.precise_bn_batches", "> 0", batches)
+        _require(self.train_images >= 0, "eval.train_images", ">= 0", self.train_images)
 
 
 @dataclass

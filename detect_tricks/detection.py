@@ -24,7 +24,7 @@ from detect_tricks.data.detection import (
     DetectionTrainSet,
     collate_detection,
 )
-from detect_tricks.data.sampling import random_shape_schedule
+from detect_tricks.data.sampling import fixed_subset, random_shape_schedule, spread_indices
 from detect_tricks.data.voc import read_voc
 from detect_tricks.engine.precise_bn import PreciseBN
 from detect_tricks.engine.setup import build_eval_loader, resolve_workers
@@ -69,7 +69,24 @@ def build_shape_schedule(cfg: DetConfig) -> Callable[[int], int] | None:
 
 
 def build_sources(cfg: DetDataConfig) -> tuple[DetectionSource, DetectionSource]:
-    """The training and validation annotation readers of `data.format`."""
+    """The training (`data.train_subset` of it) and validation annotation readers of
+    `data.format`."""
+    train, val = _read_sources(cfg)
+    if cfg.train_subset:
+        total = len(train)
+        train = train.subset(fixed_subset(total, cfg.train_subset, cfg.train_subset_seed))
+        logger.info(
+            "data.train_subset %s: training on %d of the %d images of %s (subset seed %d)",
+            cfg.train_subset,
+            len(train),
+            total,
+            train.source,
+            cfg.train_subset_seed,
+        )
+    return train, val
+
+
+def _read_sources(cfg: DetDataConfig) -> tuple[DetectionSource, DetectionSource]:
     if cfg.format == "coco":
         train = CocoDetection(cfg.train_ann, cfg.train_images, cfg.skip_bad_images)
         val = CocoDetection(cfg.val_ann, cfg.val_images, cfg.skip_bad_images)
@@ -182,12 +199,47 @@ def evaluate_detector(
     stats = None
     if ctx.is_main:
         results = [r for part in gathered for r in part]
-        gt = load_ground_truth(source.ground_truth, cfg.backend)
+        gt = load_ground_truth(source.evaluation_ground_truth(), cfg.backend)
         evaluated = evaluate_results(gt, results, cfg.backend, source=source.source)
         per_class = {f"AP/{k}": v for k, v in evaluated.pop("per_class").items() if v is not None}
         evaluated.pop("table")
         stats = {**evaluated, **per_class}
     return broadcast_object(stats, ctx)
+
+
+def build_train_sample_loader(
+    cfg: DetConfig, train_source: DetectionSource, ctx: DistContext
+) -> tuple[Any, DetectionSource] | None:
+    """`eval.train_images` training images spread evenly over the training set, read like
+    validation images, with their source; None when `eval.train_images` is 0."""
+    if not cfg.eval.train_images:
+        return None
+    sample = train_source.subset(spread_indices(len(train_source), cfg.eval.train_images))
+    loader = build_eval_loader(
+        DetectionEvalSet(sample, cfg.data.size),
+        cfg.eval.batch_size,
+        resolve_workers(cfg.train.workers, ctx),
+        collate_detection,
+        ctx,
+    )
+    return loader, sample
+
+
+def with_train_sample(
+    evaluate: Callable[..., dict[str, float]], train_sample: tuple[Any, DetectionSource] | None
+) -> Callable[[nn.Module], dict[str, float]]:
+    """`evaluate(model)` on the validation set, plus the same stats on the training sample
+    as `train_AP`, `train_AP50`, ... (per-class APs left out)."""
+    if train_sample is None:
+        return evaluate
+    loader, source = train_sample
+
+    def evaluate_both(model: nn.Module) -> dict[str, float]:
+        stats = evaluate(model)
+        on_train = evaluate(model, loader=loader, source=source)
+        return {**stats, **{f"train_{k}": v for k, v in on_train.items() if "/" not in k}}
+
+    return evaluate_both
 
 
 def precise_bn_enabled(cfg: DetConfig) -> bool:
@@ -196,14 +248,6 @@ def precise_bn_enabled(cfg: DetConfig) -> bool:
     if cfg.eval.precise_bn == "auto":
         return cfg.tricks.random_shapes
     return cfg.eval.precise_bn
-
-
-def spread_indices(total: int, count: int, multiple_of: int = 1) -> list[int]:
-    """`count` indices spread evenly over `range(total)` (all of them when `count` is
-    larger), cut to a multiple of `multiple_of` so every process gets as many."""
-    count = min(count, total)
-    count -= count % multiple_of
-    return [i * total // count for i in range(count)] if count else []
 
 
 def build_precise_bn(

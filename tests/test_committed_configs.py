@@ -96,6 +96,9 @@ def test_every_ladder_loads_and_its_runs_resolve(path):
     ladder = load_ladder(path)
     task = DetConfig if ladder.task == "det" else ClsConfig
     runs = expand_runs(ladder)
-    assert {"baseline", "all"} <= {run.name for run in runs}
+    references = {
+        f"{point}/{r}" if point else r for point in ladder.points or [""] for r in ladder.references
+    }
+    assert references <= {run.name for run in runs}
     for run in runs:  # the base config and every run's overrides make a valid config
         load_config(CONFIGS.parent / ladder.base, task, list(run.overrides))

@@ -81,6 +81,15 @@ def test_value_checks_name_the_key(tmp_path):
         load_config(_write(tmp_path, "data:\n  expand_ratio: 0.5\n"), DetConfig)
 
 
+@pytest.mark.parametrize("subset", ["1.5", "-3", "-0.5"])
+def test_a_train_subset_is_a_count_or_a_fraction(tmp_path, subset):
+    with pytest.raises(ConfigError, match="'data.train_subset' must be 0 .all., a count of images"):
+        load_config(_write(tmp_path, f"data:\n  train_subset: {subset}\n"), DetConfig)
+    for good, kept in (("240", 240), ("0.25", 0.25), ("0", 0)):
+        cfg = load_config(_write(tmp_path, f"data:\n  train_subset: {good}\n"), DetConfig)
+        assert cfg.data.train_subset == kept
+
+
 def test_override_of_nested_key_parsed_as_yaml(tmp_path):
     path = _write(tmp_path, "optim:\n  lr: 0.1\n")
     cfg = load_config(

@@ -10,6 +10,15 @@ proxy scale). It expands into runs, as in the Bag of Freebies paper's tables:
 - `+<s1>`, `+<s1>+<s2>`, ...: the stacked ladder, switches added in the file's order;
 - `+<switch>` for every switch (add-one: what a switch does on its own, when the others
   together hide it).
+
+A scale curve (`points`: a name per point, e.g. its number of training images, with the
+overrides that make it, such as `data.train_subset` and a schedule) trains the ladder once
+per point, as runs named `<point>/<run>` compared with their point's baseline.
+
+`all: false` leaves out the run with every switch on, for switches that are alternatives
+rather than parts of one recipe (e.g. GluonCV's bag and another recipe, each one switch,
+compared with the baseline at several training-set sizes): the ladder is then the
+baseline and each switch alone.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from detect_tricks.config_loader import config_to_dict, load_config, parse_yaml
 from detect_tricks.errors import ConfigError
 
 LADDER_KINDS = ("leave_one_out", "stacked", "add_one")
+REFERENCES = ("baseline", "all")  # the runs every difference is taken from
 DEFAULT_KINDS = ("leave_one_out", "stacked")  # the papers' tables
 METRICS = {"det": ("AP", "AP50", "AP75"), "cls": ("top1", "top5")}
 TOOLS = {"det": "detect_tricks.commands.train_det", "cls": "detect_tricks.commands.train_cls"}
@@ -43,6 +53,13 @@ class Ladder:
     kinds: tuple[str, ...] = DEFAULT_KINDS
     metric: str = ""  # the headline metric: AP (det) or top1 (cls) unless given
     last: tuple[str, ...] = ()  # overrides after the switches' (the command line's --set)
+    with_all: bool = True  # train the run with every switch on (the file's `all` key)
+    points: dict[str, list[str]] = field(default_factory=dict)  # a scale curve's points
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """The runs every difference is taken from."""
+        return ("all", "baseline") if self.with_all else ("baseline",)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -67,7 +84,7 @@ def load_ladder(path: str | Path) -> Ladder:
         raise ConfigError(f"cannot read the ladder file {path}: {err.strerror}") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys (task, base, switches, seeds)")
-    known = {"task", "base", "switches", "seeds", "set", "ladders", "metric"}
+    known = {"task", "base", "switches", "seeds", "set", "ladders", "metric", "all", "points"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {sorted(known)}")
@@ -99,38 +116,78 @@ def load_ladder(path: str | Path) -> Ladder:
     need(isinstance(kinds, list) and set(kinds) <= set(LADDER_KINDS), "ladders", "a subset")
     metric = raw.get("metric", METRICS[task][0])
     need(metric in METRICS[task], "metric", f"one of {METRICS[task]}")
+    with_all = raw.get("all", True)
+    need(isinstance(with_all, bool), "all", "true or false")
+    points = raw.get("points", {})
+    need(
+        isinstance(points, dict)
+        and all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in points)
+        and all(
+            isinstance(v, list) and all(isinstance(o, str) and "=" in o for o in v)
+            for v in points.values()
+        ),
+        "points",
+        "a mapping: number of training images -> a list of KEY=VALUE strings",
+    )
     base = Path(raw["base"])
-    return Ladder(path, task, base, dict(switches), seeds, common, tuple(kinds), metric)
+    return Ladder(
+        path,
+        task,
+        base,
+        dict(switches),
+        seeds,
+        common,
+        tuple(kinds),
+        metric,
+        with_all=with_all,
+        points={str(name): list(overrides) for name, overrides in points.items()},
+    )
 
 
 def expand_runs(ladder: Ladder) -> list[Run]:
     """The ladder's runs in the order they are trained and reported."""
     names = list(ladder.switches)
-    chosen: list[tuple[str, tuple[str, ...]]] = [("baseline", ()), ("all", tuple(names))]
+    chosen: list[tuple[str, tuple[str, ...]]] = [("baseline", ())]
+    if ladder.with_all:
+        chosen.append(("all", tuple(names)))
     if "leave_one_out" in ladder.kinds and len(names) > 1:
         chosen += [(f"all-{n}", tuple(m for m in names if m != n)) for n in names]
     if "stacked" in ladder.kinds:
         chosen += [("+" + "+".join(names[:k]), tuple(names[:k])) for k in range(1, len(names))]
-    if "add_one" in ladder.kinds and len(names) > 1:
+    if "add_one" in ladder.kinds and (len(names) > 1 or not ladder.with_all):
         chosen += [(f"+{n}", (n,)) for n in names if f"+{n}" not in dict(chosen)]
     runs = []
-    for name, on in chosen:
-        overrides = list(ladder.common)
-        for switch in on:
-            overrides += ladder.switches[switch]
-        runs.append(Run(name, on, tuple(overrides) + ladder.last))
+    for point, point_overrides in (ladder.points or {"": []}).items():
+        for name, on in chosen:
+            overrides = list(ladder.common) + point_overrides
+            for switch in on:
+                overrides += ladder.switches[switch]
+            full_name = f"{point}/{name}" if point else name
+            runs.append(Run(full_name, on, tuple(overrides) + ladder.last))
     return runs
 
 
+def point_of(run_name: str) -> str:
+    """The scale-curve point of a run (`"240/+bof"` -> `"240"`); "" outside a curve."""
+    return run_name.rpartition("/")[0]
+
+
+def reference_of(run_name: str, reference: str) -> str:
+    """The run that `run_name`'s difference from `reference` (baseline, all) is taken
+    from: its point's, in a scale curve."""
+    point = point_of(run_name)
+    return f"{point}/{reference}" if point else reference
+
+
 def select_runs(runs: list[Run], names: list[str]) -> list[Run]:
-    """The named runs (all when `names` is empty), always with `baseline` and `all`, which
-    every difference is taken from."""
+    """The named runs (all when `names` is empty), always with `baseline` and `all` (when
+    the ladder has it), which every difference is taken from."""
     known = [r.name for r in runs]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConfigError(f"--runs: unknown run(s) {', '.join(unknown)}; the ladder has {known}")
-    wanted = {"baseline", "all", *names}
-    return [r for r in runs if not names or r.name in wanted]
+    wanted = set(names)
+    return [r for r in runs if not names or r.name in wanted or r.name.split("/")[-1] in REFERENCES]
 
 
 def plan_of(ladder: Ladder, runs: list[Run]) -> dict[str, Any]:
@@ -169,8 +226,17 @@ def plan_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[st
     if isinstance(stored.get("base_config"), str):  # a plan of before: the text only
         if stored["base_config"] != current["base_text"]:
             differing.append("base_config")
-    elif stored.get("base_config") != current["base_config"]:
+    elif _changed_settings(stored.get("base_config"), current["base_config"]):
         differing.append("base_config")
     stored_runs, runs = stored.get("runs", {}), current["runs"]
     differing += [f"runs.{n}" for n in runs if n in stored_runs and stored_runs[n] != runs[n]]
     return differing
+
+
+def _changed_settings(stored: Any, current: Any) -> bool:
+    """Whether a setting of the stored config has another value now (or is gone). A key
+    only the current config has is a setting added to the package since, at its default,
+    which leaves results as they were (every trick is off by default)."""
+    if isinstance(stored, dict) and isinstance(current, dict):
+        return any(k not in current or _changed_settings(v, current[k]) for k, v in stored.items())
+    return stored != current

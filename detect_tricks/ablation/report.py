@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from detect_tricks.ablation.ladder import Ladder, Run
+from detect_tricks.ablation.ladder import Ladder, Run, point_of, reference_of
 from detect_tricks.ablation.stats import paired_difference, summarize
 
 
@@ -27,20 +27,26 @@ def collect(ladder: Ladder, runs: list[Run], out: Path) -> dict[str, Any]:
                 final = summary["final"]
                 per_seed[seed] = {
                     **{m: final[m] for m in ladder.metrics},
+                    **{
+                        f"train_{m}": final[f"train_{m}"]
+                        for m in ladder.metrics
+                        if f"train_{m}" in final
+                    },
                     "wall_seconds": summary["wall_seconds"],
                 }
         results[run.name] = {"switches": list(run.switches), "seeds": per_seed}
     for name, entry in results.items():
         stats = {}
-        for metric in ladder.metrics:
-            values = {s: v[metric] for s, v in entry["seeds"].items()}
+        for metric in (*ladder.metrics, f"train_{ladder.metric}"):
+            values = {s: v[metric] for s, v in entry["seeds"].items() if metric in v}
             if not values:
                 continue
             summary = summarize(list(values.values()))
             stats[metric] = {"mean": summary.mean, "std": summary.std, "n": summary.n}
-            for reference in ("all", "baseline"):
-                other = {s: v[metric] for s, v in results[reference]["seeds"].items()}
-                diff = paired_difference(values, other) if name != reference else None
+            for reference in ladder.references:
+                compared = reference_of(name, reference)
+                other = {s: v[metric] for s, v in results[compared]["seeds"].items() if metric in v}
+                diff = paired_difference(values, other) if name != compared else None
                 if diff is not None:
                     stats[metric][f"vs_{reference}"] = {
                         "mean": diff.mean,
@@ -65,7 +71,10 @@ def _signed(value: float) -> str:
 def markdown_table(ladder: Ladder, results: dict[str, Any], command: str) -> str:
     """The report: one row per run, mean +- std per metric, differences with intervals."""
     metric = ladder.metric
-    head = [f"{m} mean +- std" for m in ladder.metrics]
+    shown = list(ladder.metrics)
+    if any(f"train_{metric}" in entry["stats"] for entry in results.values()):
+        shown.append(f"train_{metric}")  # eval.train_images: the same metric on training images
+    head = [f"{m} mean +- std" for m in shown]
     lines = [
         f"# Ablation: {ladder.source.name}",
         "",
@@ -81,21 +90,21 @@ def markdown_table(ladder: Ladder, results: dict[str, Any], command: str) -> str
         f"Differences are in {metric}, seed-paired, with 95% intervals (Student's t); an "
         'interval that holds zero is "no measurable effect".',
         "",
-        "| run | seeds | " + " | ".join(head) + f" | {metric} vs all | {metric} vs baseline "
-        "| minutes per run |",
-        "|---|---|" + "---|" * len(head) + "---|---|---|",
+        "| run | seeds | "
+        + " | ".join(head + [f"{metric} vs {r}" for r in ladder.references])
+        + " | minutes per run |",
+        "|---|---|" + "---|" * (len(head) + len(ladder.references)) + "---|",
     ]
     for name, entry in results.items():
         stats = entry["stats"]
         if not stats:
-            lines.append(f"| {name} | 0 |" + " |" * (len(head) + 3))
+            lines.append(f"| {name} | 0 |" + " |" * (len(head) + len(ladder.references) + 1))
             continue
         cells = [
-            f"{stats[m]['mean']:.3f} +- {stats[m]['std']:.3f}" if m in stats else ""
-            for m in ladder.metrics
+            f"{stats[m]['mean']:.3f} +- {stats[m]['std']:.3f}" if m in stats else "" for m in shown
         ]
         comparisons = []
-        for reference in ("all", "baseline"):
+        for reference in ladder.references:
             diff = stats.get(metric, {}).get(f"vs_{reference}")
             comparisons.append(
                 f"{_signed(diff['mean'])} [{_signed(diff['low'])}, {_signed(diff['high'])}] "
@@ -114,7 +123,11 @@ def markdown_table(ladder: Ladder, results: dict[str, Any], command: str) -> str
 
 
 def plot_results(ladder: Ladder, results: dict[str, Any], path: Path) -> None:
-    """Bars of the headline metric's mean per run with the std over seeds."""
+    """Bars of the headline metric's mean per run with the std over seeds; a scale curve
+    is drawn as one (`plot_curve`)."""
+    if ladder.points:
+        plot_curve(ladder, results, path)
+        return
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,3 +147,55 @@ def plot_results(ladder: Ladder, results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_curve(ladder: Ladder, results: dict[str, Any], path: Path) -> None:
+    """A scale curve: left, each run's gain over its point's baseline (mean and 95%
+    interval) against the point (its number of training images); right, the val and
+    training-sample metric of every run."""
+    from matplotlib.figure import Figure
+
+    metric = ladder.metric
+    kinds = sorted({name.split("/")[-1] for name in results})
+    fig = Figure(figsize=(9.0, 3.6))
+    gain_ax, level_ax = fig.subplots(1, 2)
+    for kind in kinds:
+        points = [n for n in results if n.split("/")[-1] == kind]
+        xs = [float(point_of(n)) for n in points]
+        stats = [results[n]["stats"].get(metric, {}) for n in points]
+        level_ax.plot(xs, [s.get("mean", float("nan")) for s in stats], "o-", label=f"{kind} val")
+        on_train = [results[n]["stats"].get(f"train_{metric}", {}) for n in points]
+        if any(on_train):
+            level_ax.plot(
+                xs, [s.get("mean", float("nan")) for s in on_train], "x--", label=f"{kind} train"
+            )
+        if kind == "baseline":
+            continue
+        diffs = [s.get("vs_baseline") for s in stats]
+        shown = [(x, d) for x, d in zip(xs, diffs, strict=True) if d]
+        if shown:
+            gain_ax.errorbar(
+                [x for x, _ in shown],
+                [d["mean"] for _, d in shown],
+                yerr=[
+                    [d["mean"] - d["low"] for _, d in shown],
+                    [d["high"] - d["mean"] for _, d in shown],
+                ],
+                fmt="o-",
+                capsize=3,
+                label=kind,
+            )
+    gain_ax.axhline(0.0, color="#888888", linewidth=1)
+    gain_ax.set_xscale("log")
+    gain_ax.set_xlabel("training images")
+    gain_ax.set_ylabel(f"{metric} minus baseline (95% interval)")
+    gain_ax.legend(fontsize=8)
+    level_ax.set_xscale("log")
+    level_ax.set_xlabel("training images")
+    level_ax.set_ylabel(f"{metric} (mean over seeds)")
+    level_ax.legend(fontsize=7)
+    for ax in (gain_ax, level_ax):
+        ax.grid(alpha=0.3)
+    fig.suptitle(ladder.source.name, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -16,8 +16,10 @@ from detect_tricks.detection import (
     build_objective,
     build_precise_bn,
     build_shape_schedule,
+    build_train_sample_loader,
     evaluate_detector,
     input_sizes,
+    with_train_sample,
 )
 from detect_tricks.detector import save_prediction_grid
 from detect_tricks.engine.cli import run_tool
@@ -56,6 +58,7 @@ def train(cfg: DetConfig, run: RunDirectory, ctx: DistContext, checkpoint: dict 
         autocast=parts.autocast,
         channels_last=cfg.train.channels_last,
     )
+    evaluate = with_train_sample(evaluate, build_train_sample_loader(cfg, train_source, ctx))
     precise_bn = build_precise_bn(cfg, train_source, ctx, parts.autocast)
     evaluation = Evaluation(evaluate, cfg.eval.interval, "AP", precise_bn)
     metadata = {"class_names": train_source.class_names, "category_ids": train_source.category_ids}

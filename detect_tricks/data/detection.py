@@ -39,10 +39,13 @@ class DetectionSource(Protocol):
     records: list[ImageRecord]
     class_names: list[str]
     category_ids: list[int]
-    ground_truth: dict
     skip_bad_images: bool
 
     def __len__(self) -> int: ...
+
+    def subset(self, indices: list[int]) -> DetectionSource: ...
+
+    def evaluation_ground_truth(self) -> dict: ...
 
     def load(self, index: int) -> tuple[np.ndarray, ImageRecord]: ...
 

@@ -131,3 +131,22 @@ def random_shape_schedule(seed: int, sizes: list[int], interval: int) -> Callabl
         return sizes[derive_seed(seed, 7919, iteration // interval) % len(sizes)]
 
     return size_at
+
+
+def fixed_subset(total: int, wanted: int | float, seed: int) -> list[int]:
+    """A fixed random subset of `range(total)` in increasing order: `wanted` indices (a
+    count >= 1, a fraction in (0, 1) rounded to the nearest count, or 0 for all), drawn
+    without replacement from `seed` alone."""
+    count = total if wanted == 0 else min(total, round(wanted * total) if wanted < 1 else wanted)
+    if count >= total:
+        return list(range(total))
+    chosen = np.random.default_rng(derive_seed(seed, 4099, total)).permutation(total)[:count]
+    return sorted(int(i) for i in chosen)
+
+
+def spread_indices(total: int, count: int, multiple_of: int = 1) -> list[int]:
+    """`count` indices spread evenly over `range(total)` (all of them when `count` is
+    larger), cut to a multiple of `multiple_of` so every process gets as many."""
+    count = min(count, total)
+    count -= count % multiple_of
+    return [i * total // count for i in range(count)] if count else []

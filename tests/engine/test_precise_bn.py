@@ -9,7 +9,8 @@ from torch import nn
 
 from detect_tricks.config import DetConfig
 from detect_tricks.config_loader import config_from_dict
-from detect_tricks.detection import precise_bn_enabled, spread_indices
+from detect_tricks.data.sampling import spread_indices
+from detect_tricks.detection import precise_bn_enabled
 from detect_tricks.engine.precise_bn import recompute_bn_stats
 
 

@@ -55,3 +55,15 @@ def test_eval_sampler_covers_every_sample_once_over_processes():
     seen = [k.index for r in range(3) for b in EvalBatchSampler(10, 2, r, 3) for k in b]
     assert sorted(seen) == list(range(10))
     assert len(EvalBatchSampler(10, 4)) == 3
+
+
+def test_a_fixed_subset_depends_on_its_seed_alone_and_nests_nothing_by_accident():
+    from detect_tricks.data.sampling import fixed_subset
+
+    subset = fixed_subset(1868, 240, seed=0)
+    assert len(subset) == 240 == len(set(subset)) and subset == sorted(subset)
+    assert subset == fixed_subset(1868, 240, seed=0)
+    assert subset != fixed_subset(1868, 240, seed=1)
+    assert len(fixed_subset(1868, 0.25, seed=0)) == 467  # round(0.25 * 1868)
+    assert fixed_subset(10, 0, seed=0) == list(range(10))  # 0: every image
+    assert fixed_subset(10, 50, seed=0) == list(range(10))  # more than there are: all

@@ -285,3 +285,72 @@ def test_the_report_uses_the_ladder_read_at_the_start(tmp_path, ladder_file):
     ladder_file.unlink()
     write_report(ladder, runs, tmp_path / "out", "python tools/ablate.py x.yaml")
     assert "| all-b | 0 |" in (tmp_path / "out" / "ablation.md").read_text()
+
+
+def _finished_run(directory: Path, ap: float, train_ap: float) -> None:
+    directory.mkdir(parents=True)
+    final = {"AP": ap, "AP50": ap, "AP75": ap, "train_AP": train_ap}
+    summary = {"status": "finished", "final": final, "wall_seconds": 60.0}
+    (directory / "summary.json").write_text(json.dumps(summary))
+
+
+def test_a_scale_curve_compares_each_point_with_its_own_baseline(tmp_path, ladder_file):
+    base = load_ladder(ladder_file).base
+    curve = write_ladder(
+        tmp_path / "curve.yaml",
+        base,
+        switches="{bof: [x.a=1]}",
+        ladders="[add_one]",
+        all="false",
+        points="{240: [data.train_subset=240], 700: [data.train_subset=700]}",
+        seeds="[0, 1, 2]",
+    )
+    ladder, runs = Selection(overrides=("train.epochs=9",)).apply(curve)
+    assert [r.name for r in runs] == ["240/baseline", "240/+bof", "700/baseline", "700/+bof"]
+    # common, then the point's, then the switch's, then the command line's overrides
+    assert runs[1].overrides == (
+        "train.epochs=1",
+        "data.train_subset=240",
+        "x.a=1",
+        "train.epochs=9",
+    )
+    out = tmp_path / "out"
+    gains = {"240": [-0.02, -0.03, -0.01], "700": [0.01, 0.03, 0.02]}
+    for point, deltas in gains.items():
+        for seed, delta in enumerate(deltas):
+            _finished_run(out / point / "baseline" / f"seed{seed}", 0.3 + seed / 100, 0.5)
+            _finished_run(out / point / "+bof" / f"seed{seed}", 0.3 + seed / 100 + delta, 0.4)
+    write_report(ladder, runs, out, "python tools/ablate.py curve.yaml")
+    results = json.loads((out / "ablation.json").read_text())["runs"]
+    gain_700 = results["700/+bof"]["stats"]["AP"]["vs_baseline"]
+    assert gain_700["mean"] == pytest.approx(0.02)
+    # t(0.975, 2) = 4.303, std of (0.01, 0.03, 0.02) = 0.01: 0.02 -+ 4.303 * 0.01 / sqrt(3)
+    assert gain_700["low"] == pytest.approx(0.02 - 4.3027 * 0.01 / math.sqrt(3), abs=1e-4)
+    assert results["240/+bof"]["stats"]["AP"]["vs_baseline"]["mean"] == pytest.approx(-0.02)
+    assert results["240/+bof"]["stats"]["train_AP"]["mean"] == pytest.approx(0.4)
+    table = (out / "ablation.md").read_text()
+    assert "train_AP mean +- std" in table and "AP vs all" not in table
+    assert "| 700/+bof | 3 | 0.330 +- 0.017 |" in table  # (0.31, 0.34, 0.34)
+    assert (out / "ablation.png").stat().st_size > 10_000
+
+
+def test_scale_curve_points_must_be_image_counts(tmp_path, ladder_file):
+    base = load_ladder(ladder_file).base
+    bad = write_ladder(tmp_path / "bad.yaml", base, points="{small: [data.train_subset=240]}")
+    with pytest.raises(ConfigError, match="'points' expects a mapping: number of training images"):
+        load_ladder(bad)
+
+
+def test_a_setting_added_to_the_package_since_keeps_the_runs(tmp_path, ladder_file):
+    """A plan stored before a new config key existed (the key at its default) still matches."""
+    ladder = load_ladder(ladder_file)
+    out = tmp_path / "out"
+    check_plan(ladder, expand_runs(ladder), out, overwrite=False)
+    plan = json.loads((out / "plan.json").read_text())
+    del plan["base_config"]["tricks"]["mixup_alpha"]  # as if the key were new
+    (out / "plan.json").write_text(json.dumps(plan))
+    check_plan(ladder, expand_runs(ladder), out, overwrite=False)
+    plan["base_config"]["tricks"]["gone_key"] = 1  # a stored setting that no longer exists
+    (out / "plan.json").write_text(json.dumps(plan))
+    with pytest.raises(ConfigError, match="differs in base_config"):
+        check_plan(ladder, expand_runs(ladder), out, overwrite=False)

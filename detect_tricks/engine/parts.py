@@ -28,6 +28,9 @@ class TrainState:
     best_metric: float | None = None
     best_epoch: int | None = None
     wall_seconds: float = 0.0  # training time over all sessions of the run
+    # The epoch just trained is saved but not yet evaluated (a crash in its evaluation
+    # loses no training: resume evaluates it first).
+    evaluation_pending: bool = False
 
     def record(self, value: float | None, epoch: int) -> bool:
         """Keep `value` as the best metric if it beats it (higher is better); True if so."""

@@ -13,11 +13,15 @@ plots/                 curves and pictures
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from detect_tricks.config_loader import dump_config
 from detect_tricks.errors import RunDirectoryError
+
+logger = logging.getLogger(__name__)
 
 
 class RunDirectory:
@@ -120,7 +124,9 @@ class RunDirectory:
         for path in (self.metrics, self.evals):
             if path.is_file():
                 kept = [r for r in read_jsonl(path) if r["iter"] <= iteration]
-                path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+                temporary = path.with_name(path.name + ".tmp")
+                temporary.write_text("".join(json.dumps(r) + "\n" for r in kept))
+                os.replace(temporary, path)
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:
         if not self.writes:
@@ -136,8 +142,22 @@ class RunDirectory:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a JSON-lines file (empty when it does not exist)."""
+    """The records of a JSON-lines log (empty when it does not exist). A line that is not
+    a JSON object with an `iter`, such as the half-written last line of a killed run, is
+    left out with a warning: the log must not block the resume it exists for."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or "iter" not in record:
+            logger.warning("%s: line %d is not a complete log record; left out", path, number)
+            continue
+        records.append(record)
+    return records

@@ -78,6 +78,8 @@ class Trainer:
         self.global_batch = sampler.global_batch
         self.run.write_config(self.config)
         with StopRequest() as stop:
+            if self.state.evaluation_pending:  # resumed after a crash in an evaluation
+                self._evaluate_pending()
             while self.state.epoch < self.epochs:
                 sampler.set_epoch(self.state.epoch, self.state.batch_in_epoch)
                 finished = self.train_one_epoch(loader, stop)
@@ -93,9 +95,16 @@ class Trainer:
                     return "interrupted"
                 self.state.epoch += 1
                 self.state.batch_in_epoch = 0
-                improved = self._evaluate_if_due()
-                self.state.wall_seconds = wall_before + time.perf_counter() - session_start
-                self.save_checkpoint(best=improved)
+                due = self.evaluation is not None and self.evaluation.due(
+                    self.state.epoch, self.epochs
+                )
+                # The epoch is on disk before it is evaluated: an evaluation that fails
+                # (unreadable validation data, say) loses no training.
+                self.state.evaluation_pending = due
+                self.save_checkpoint()
+                if due:
+                    self._evaluate_pending()
+                    self.state.wall_seconds = wall_before + time.perf_counter() - session_start
         self._finish("finished")
         return "finished"
 
@@ -210,15 +219,16 @@ class Trainer:
             f"applied; {last}. Lower optim.lr, add warmup, or check the data."
         )
 
-    def _evaluate_if_due(self) -> bool:
-        """Evaluate after this epoch if due; True when the best metric improved."""
-        evaluation, epoch = self.evaluation, self.state.epoch
-        if evaluation is None or not evaluation.due(epoch, self.epochs):
-            return False
-        value = evaluation.run(
+    def _evaluate_pending(self) -> None:
+        """Evaluate the epoch just saved, then save again (and `best.pt` if it improved)."""
+        assert self.evaluation is not None, "an evaluation is pending without an evaluator"
+        epoch = self.state.epoch
+        value = self.evaluation.run(
             self.parts.evaluated, epoch, self.state.iteration, self.run, self.ctx.is_main
         )
-        return self.state.record(value, epoch)
+        improved = self.state.record(value, epoch)
+        self.state.evaluation_pending = False
+        self.save_checkpoint(best=improved)
 
     def _finish(self, status: str) -> None:
         state = self.state

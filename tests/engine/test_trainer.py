@@ -140,14 +140,18 @@ def test_checkpoint_holds_everything_resume_needs(uninterrupted):
     for key in ("model", "optimizer", "scaler", "ema", "state", "lr", "rng", "config"):
         assert key in ckpt, key
     assert set(ckpt["rng"][0]) >= {"python", "numpy", "torch"}
-    assert ckpt["state"] == {
+    evals = read_jsonl(uninterrupted.run.evals)
+    best = max(evals, key=lambda e: e["top1"])
+    state = dict(ckpt["state"])
+    assert 0 < state.pop("wall_seconds") < 600
+    assert state == {
         "epoch": 3,
         "batch_in_epoch": 0,
         "iteration": 18,
         "images_seen": 144,
-        "best_metric": ckpt["state"]["best_metric"],
-        "best_epoch": ckpt["state"]["best_epoch"],
-        "wall_seconds": ckpt["state"]["wall_seconds"],
+        "best_metric": best["top1"],
+        "best_epoch": best["epoch"],
+        "evaluation_pending": False,
     }
     assert ckpt["lr"] == pytest.approx(0.0)  # cosine ends at min_lr
 
@@ -160,3 +164,41 @@ def test_new_run_refuses_to_overwrite_an_existing_one(tmp_path, uninterrupted):
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         make_trainer(tmp_path, tiny_config(), resume=True)
+
+
+def test_an_evaluation_that_fails_loses_no_epoch_and_resume_evaluates_it_first(
+    tmp_path, uninterrupted
+):
+    """The epoch is saved before its evaluation: a crash there (unreadable validation
+    data) leaves it on disk, and resume evaluates it, then trains on to the same weights."""
+    cfg = tiny_config(ema=True)
+    trainer, loader, sampler = make_trainer(tmp_path, cfg)
+
+    def broken(model):
+        raise RuntimeError("validation data unreadable")
+
+    trainer.evaluation.evaluate = broken
+    with pytest.raises(RuntimeError, match="validation data unreadable"):
+        trainer.fit(loader, sampler)
+    saved = load_checkpoint(trainer.run.last)
+    assert saved["state"]["epoch"] == 1 and saved["state"]["iteration"] == 6
+    assert saved["state"]["evaluation_pending"] is True
+
+    resumed, status = _train(tmp_path, cfg, resume=True)
+    assert status == "finished"
+    assert [e["epoch"] for e in read_jsonl(resumed.run.evals)] == [1, 2, 3]
+    _assert_same_state(resumed.parts.module, uninterrupted.parts.module)
+    assert load_checkpoint(resumed.run.last)["state"]["evaluation_pending"] is False
+
+
+def test_a_half_written_last_log_line_does_not_block_resume(tmp_path, uninterrupted):
+    cfg = tiny_config(ema=True)
+    stop = calls_then(8, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    first, _ = _train(tmp_path, cfg, objective=stop)
+    with open(first.run.metrics, "a") as log:
+        log.write('{"epoch": 1, "iter": 10, "loss": 0.5')  # killed mid-write
+    resumed, status = _train(tmp_path, cfg, resume=True)
+    assert status == "finished"
+    _assert_same_state(resumed.parts.module, uninterrupted.parts.module)
+    iters = [r["iter"] for r in read_jsonl(resumed.run.metrics)]
+    assert iters == sorted(set(iters))  # the broken line is gone, nothing logged twice

@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 
 def build_datasets(config: ClsConfig) -> tuple[ImageFolderDataset, ImageFolderDataset]:
-    """The training and validation splits under `data.root`, sharing one class list."""
+    """The training and validation splits under `data.root`, sharing one class list, every
+    image checked once before training."""
     cfg = config.data
     root = Path(cfg.root)
     train = ImageFolderDataset(
@@ -52,7 +53,7 @@ def build_datasets(config: ClsConfig) -> tuple[ImageFolderDataset, ImageFolderDa
         classes=train.classes,
         skip_bad_images=cfg.skip_bad_images,
     )
-    return train, val
+    return train.checked(), val.checked()
 
 
 def collate(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -70,8 +70,9 @@ def build_shape_schedule(cfg: DetConfig) -> Callable[[int], int] | None:
 
 def build_sources(cfg: DetDataConfig) -> tuple[DetectionSource, DetectionSource]:
     """The training (`data.train_subset` of it) and validation annotation readers of
-    `data.format`."""
+    `data.format`, every image checked once before training."""
     train, val = _read_sources(cfg)
+    train, val = train.checked(), val.checked()
     if cfg.train_subset:
         total = len(train)
         train = train.subset(fixed_subset(total, cfg.train_subset, cfg.train_subset_seed))

@@ -13,6 +13,11 @@ class DatasetError(ValueError):
     """A dataset folder or annotation file that does not have the expected layout."""
 
 
+class UsageError(ValueError):
+    """Command-line arguments that cannot be honoured together (e.g. an output folder that
+    holds the inputs)."""
+
+
 class ImageReadError(RuntimeError):
     """An image file that is missing or cannot be decoded."""
 
@@ -43,4 +48,5 @@ USER_ERRORS = (
     FileExistsError,
     FileNotFoundError,
     RunDirectoryError,
+    UsageError,
 )

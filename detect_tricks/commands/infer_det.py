@@ -3,10 +3,14 @@
     python tools/infer_det.py --checkpoint runs/yolov3_r18d_fruit_bof/checkpoints/best.pt \
         --images photos/ --out predictions/ --score-thr 0.3
 
---images takes folders and files. For each image, <out>/<name>.png (or .jpg for JPEG
-inputs) shows its boxes with class names and scores; <out>/detections.json lists every
-detection in the COCO results format (`image_id` is the image's position in the sorted
-input list, `file_name` names it, `category_id` is the training set's category id).
+--images takes folders (their image files, not recursively) and files. For each image,
+<out>/<name>.png (or .jpg for JPEG inputs) shows its boxes with class names and scores
+(inputs that share a name get <name>_2, <name>_3, ...); --out may not hold the inputs.
+<out>/detections.json lists every detection in the COCO results format: `file_name` and
+`path` name the image, `category_id` is the training set's category id, and `image_id`
+is the image's position in the sorted input list, or, with --ann, the id that annotation
+file gives the image of that file name (then `eval_det.py --results <out>/detections.json
+--ann <the same file>` scores them).
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from detect_tricks.coco_eval import detections_to_results
-from detect_tricks.data.folder import IMAGE_EXTENSIONS
-from detect_tricks.data.image import read_rgb
+from detect_tricks.data.coco import read_json
+from detect_tricks.data.image import IMAGE_EXTENSIONS, list_image_files, read_rgb
 from detect_tricks.detector import Detector
 from detect_tricks.engine.cli import run_tool
-from detect_tricks.errors import ImageReadError
+from detect_tricks.errors import DatasetError, ImageReadError, UsageError
 from detect_tricks.utils.progress import setup_logging
 from detect_tricks.visualize import draw_detections, save_rgb
 
@@ -37,8 +41,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--images", type=Path, nargs="+", required=True, help="files or folders")
     parser.add_argument("--out", type=Path, required=True, help="folder for pictures and JSON")
-    parser.add_argument("--score-thr", type=float, default=0.3, help="keep detections above it")
-    parser.add_argument("--size", type=int, help="input size (default: the training size)")
+    parser.add_argument(
+        "--score-thr", type=probability, default=0.3, help="keep detections above it (0-1)"
+    )
+    parser.add_argument(
+        "--size", type=input_size, help="input size, a multiple of 32 (default: the training size)"
+    )
+    parser.add_argument(
+        "--ann", type=Path, help="a COCO file naming the images: its image and category ids"
+    )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument(
         "--skip-bad-images",
@@ -49,53 +60,121 @@ def parse_args() -> argparse.Namespace:
 
 
 def list_images(inputs: list[Path]) -> list[Path]:
-    """The image files named or found (not recursively) in the named folders, sorted."""
-    found = []
+    """The image files named or found (not recursively) in the named folders, sorted; what
+    a folder holds besides images is counted in a log line."""
+    found: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            found += [p for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
+            images, passed_over = list_image_files(item)
+            found += images
+            if passed_over:
+                counts = ", ".join(f"{n} {kind}" for kind, n in sorted(passed_over.items()))
+                logger.info("%s: passed over %s (not read as images)", item, counts)
         elif item.is_file():
             found.append(item)
         else:
-            raise FileNotFoundError(f"--images: {item} is neither a file nor a folder")
+            raise FileNotFoundError(f"--images: {item} is neither a regular file nor a folder")
     if not found:
-        raise FileNotFoundError(f"--images: no image files in {', '.join(map(str, inputs))}")
-    return sorted(found)
+        raise FileNotFoundError(
+            f"--images: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in "
+            f"{', '.join(map(str, inputs))}"
+        )
+    return sorted(set(found))
+
+
+def picture_names(paths: list[Path], out: Path) -> list[Path]:
+    """Where each input's annotated picture goes: `<out>/<stem>.jpg|.png`, numbered when
+    inputs share a name. An output that would replace an input, or an `--out` that is an
+    input folder, is an error: the user's photos are never written over."""
+    inputs = {p.resolve() for p in paths}
+    if any(p.resolve().parent == out.resolve() for p in paths):
+        raise UsageError(
+            f"--out {out} holds input images: the annotated pictures would be written beside "
+            "(or over) them; choose another folder"
+        )
+    pictures, taken = [], set()
+    for path in paths:
+        suffix = ".jpg" if path.suffix.lower() in {".jpg", ".jpeg", ".jfif"} else ".png"
+        name, number = f"{path.stem}{suffix}", 1
+        while name in taken:
+            number += 1
+            name = f"{path.stem}_{number}{suffix}"
+        taken.add(name)
+        picture = out / name
+        if picture.resolve() in inputs:
+            raise UsageError(f"--out {out}: {picture} is an input image; choose another folder")
+        pictures.append(picture)
+    return pictures
+
+
+def ids_from_annotations(
+    ann: Path, paths: list[Path], class_names: list[str]
+) -> tuple[list[int], list[int]]:
+    """The image id of each input (by file name) and the category id of each of the
+    model's classes (by name) in the COCO file `ann`."""
+    data = read_json(ann)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DatasetError(f"--ann {ann}: not a COCO annotation file (no list under 'images')")
+    by_name: dict[str, int] = {}
+    for entry in data["images"]:
+        if isinstance(entry, dict) and isinstance(entry.get("file_name"), str):
+            by_name.setdefault(Path(entry["file_name"]).name, entry.get("id"))
+    missing = [p.name for p in paths if p.name not in by_name]
+    if missing:
+        raise DatasetError(
+            f"--ann {ann} has no image named {missing[0]}"
+            + (f" (nor {len(missing) - 1} other inputs)" if len(missing) > 1 else "")
+        )
+    categories = {
+        c.get("name"): c.get("id") for c in data.get("categories", []) if isinstance(c, dict)
+    }
+    absent = [name for name in class_names if name not in categories]
+    if absent:
+        raise DatasetError(
+            f"--ann {ann} has no category named {', '.join(absent)} (the model's classes: "
+            f"{', '.join(class_names)})"
+        )
+    return [by_name[p.name] for p in paths], [categories[name] for name in class_names]
 
 
 def run() -> None:
     args = parse_args()
     setup_logging(None, is_main=True)
+    paths = list_images(args.images)
+    pictures = picture_names(paths, args.out)
     detector = Detector.from_checkpoint(
         args.checkpoint, device=args.device, size=args.size, score_threshold=args.score_thr
     )
+    image_ids, category_ids = list(range(1, len(paths) + 1)), detector.category_ids
+    if args.ann is not None:
+        image_ids, category_ids = ids_from_annotations(args.ann, paths, detector.class_names)
     args.out.mkdir(parents=True, exist_ok=True)
     output = args.out / "detections.json"
     results, skipped = [], []
-    paths = list_images(args.images)
-    for image_id, path in enumerate(tqdm(paths, desc="detect"), start=1):
+    for done, (path, picture, image_id) in enumerate(
+        zip(tqdm(paths, desc="detect"), pictures, image_ids, strict=True)
+    ):
         try:
             image = read_rgb(path)
         except ImageReadError as err:
             if not args.skip_bad_images:
                 write_results(output, results)  # what was done is kept
                 raise ImageReadError(
-                    f"{err}; the detections of the {image_id - 1} images before it are in "
+                    f"{err}; the detections of the {done} images before it are in "
                     f"{output} (--skip-bad-images goes on past unreadable images)"
                 ) from err
             logger.warning("skipped %s", err)
             skipped.append(path)
             continue
         found = detector.predict(image)[0]
-        picture = draw_detections(
+        drawn = draw_detections(
             image, found["boxes"], found["labels"], found["scores"], detector.class_names
         )
-        suffix = ".jpg" if path.suffix.lower() in {".jpg", ".jpeg"} else ".png"
-        save_rgb(args.out / f"{path.stem}{suffix}", picture)
+        save_rgb(picture, drawn)
         for result in detections_to_results(
-            image_id, found["boxes"], found["scores"], found["labels"], detector.category_ids
+            image_id, found["boxes"], found["scores"], found["labels"], category_ids
         ):
-            results.append({**result, "file_name": path.name})
+            results.append({**result, "file_name": path.name, "path": str(path)})
     write_results(output, results)
     logger.info(
         "%d detections in %d images -> %s%s",
@@ -104,6 +183,22 @@ def run() -> None:
         args.out,
         f" ({len(skipped)} unreadable images skipped)" if skipped else "",
     )
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text}")
+    return value
+
+
+def input_size(text: str) -> int:
+    """An argparse type: a positive multiple of 32."""
+    value = int(text)
+    if value <= 0 or value % 32:
+        raise argparse.ArgumentTypeError(f"expected a positive multiple of 32, got {text}")
+    return value
 
 
 def write_results(path: Path, results: list[dict]) -> None:

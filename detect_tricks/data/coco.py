@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from detect_tricks.data.image import read_rgb
+from detect_tricks.data.image_check import readable_indices
 from detect_tricks.errors import DatasetError, ImageReadError
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,18 @@ class CocoDetection:
         view = copy.copy(self)
         view.records = [self.records[i] for i in indices]
         return view
+
+    def checked(self) -> CocoDetection:
+        """This source with every image decoded once (`data/image_check.py`): one that
+        cannot be read, or is not its annotated size, is an error naming it, or with
+        `skip_bad_images` is left out (counted)."""
+        kept = readable_indices(
+            [r.path for r in self.records],
+            self.source,
+            self.skip_bad_images,
+            [(r.width, r.height) for r in self.records],
+        )
+        return self if len(kept) == len(self.records) else self.subset(kept)
 
     def evaluation_ground_truth(self) -> dict[str, Any]:
         """The checked records as a COCO dict for COCOeval: what training reads is what

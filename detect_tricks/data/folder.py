@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from detect_tricks.data.image import read_rgb
+from detect_tricks.data.image import IMAGE_EXTENSIONS, list_image_files, read_rgb
+from detect_tricks.data.image_check import readable_indices
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.errors import DatasetError, ImageReadError
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 ImageTransform = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
 logger = logging.getLogger(__name__)
 
@@ -65,11 +65,7 @@ class ImageFolderDataset(Dataset):
         for label, name in enumerate(self.classes):
             folder = self.root / name
             if folder.is_dir():
-                self.samples += [
-                    (str(f), label)
-                    for f in sorted(folder.iterdir())
-                    if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
-                ]
+                self.samples += [(str(f), label) for f in list_image_files(folder)[0]]
         if not self.samples:
             raise DatasetError(
                 f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {self.root}"
@@ -80,6 +76,16 @@ class ImageFolderDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def checked(self) -> ImageFolderDataset:
+        """Every file decoded once (`data/image_check.py`): an unreadable one is an error
+        naming it, or with `skip_bad_images` is left out (counted)."""
+        paths = [path for path, _ in self.samples]
+        kept = readable_indices(paths, str(self.root), self.skip_bad_images)
+        if len(kept) < len(self.samples):
+            self.samples = [self.samples[i] for i in kept]
+            self.bad = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()
+        return self
 
     @property
     def num_skipped(self) -> int:

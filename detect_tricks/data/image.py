@@ -1,18 +1,68 @@
-"""Image decoding by content, always to 3-channel RGB uint8.
+"""Image files: which files are images, and decoding by content to 3-channel RGB uint8.
 
 Real data names PNGs `.jpg`, holds greyscale, RGBA and palette images, and has the odd
 truncated file; OpenCV decodes from the bytes (not the name), applies the EXIF
-orientation (as detectron2 does) and returns 3 channels for every colour type.
+orientation (as detectron2 does) and returns 3 channels for every colour type. What
+OpenCV refuses, Pillow tries next: GIFs, and JPEGs cut short (a viewer shows them; their
+missing rows are grey), which are read with a warning, as ultralytics restores them.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from detect_tricks.errors import ImageReadError
+
+IMAGE_EXTENSIONS = {
+    ".jpg",
+    ".jpeg",
+    ".jfif",
+    ".png",
+    ".bmp",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+    ".gif",
+}
+MAX_PIXELS = 20_000 * 20_000  # larger images are refused before their pixels are decoded
+_PIL_TRUNCATED = threading.Lock()  # Pillow's truncated-image switch is process-wide
+logger = logging.getLogger(__name__)
+
+
+def is_image_file(path: Path) -> bool:
+    """A regular file (not a folder, FIFO or link to nothing) with an image extension that
+    is not a macOS AppleDouble companion (`._photo.jpg`)."""
+    return (
+        path.suffix.lower() in IMAGE_EXTENSIONS
+        and not path.name.startswith("._")
+        and path.is_file()
+    )
+
+
+def list_image_files(folder: Path) -> tuple[list[Path], Counter[str]]:
+    """The image files directly in `folder`, sorted, and what was passed over, counted by
+    kind (`.txt`, `._* (macOS metadata)`, `not a regular file`), for the user to see."""
+    images, passed_over = [], Counter()
+    for path in sorted(folder.iterdir()):
+        if is_image_file(path):
+            images.append(path)
+        elif path.is_dir():
+            continue
+        elif path.name.startswith("._"):
+            passed_over["._* (macOS metadata)"] += 1
+        elif not path.is_file():
+            passed_over["not a regular file"] += 1
+        else:
+            passed_over[path.suffix.lower() or "(no extension)"] += 1
+    return images, passed_over
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -21,7 +71,45 @@ def read_rgb(path: str | Path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise ImageReadError(f"cannot read image {path}: {err.strerror}") from err
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if not data.size:
+        raise ImageReadError(f"cannot decode image {path}: the file is empty")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as err:  # OpenCV refuses images over its pixel limit this way
+        raise ImageReadError(f"cannot decode image {path}: too large or damaged") from err
     if image is None:
-        raise ImageReadError(f"cannot decode image {path}: not an image, or damaged")
+        return _read_with_pillow(path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _read_with_pillow(path: str | Path) -> np.ndarray:
+    """What OpenCV could not decode: a GIF's first frame, or a truncated image (warned)."""
+    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+    failure = ImageReadError(f"cannot decode image {path}: not an image, or damaged")
+    try:
+        with Image.open(path) as opened:
+            if opened.width * opened.height > MAX_PIXELS:
+                raise ImageReadError(
+                    f"cannot decode image {path}: {opened.width}x{opened.height} pixels is "
+                    f"more than the {MAX_PIXELS:,} this reader accepts"
+                )
+            try:
+                opened.load()
+                truncated = False
+            except OSError:
+                with _PIL_TRUNCATED:
+                    ImageFile.LOAD_TRUNCATED_IMAGES = True
+                    try:
+                        with Image.open(path) as again:
+                            again.load()
+                            opened = again.copy()
+                    finally:
+                        ImageFile.LOAD_TRUNCATED_IMAGES = False
+                truncated = True
+            image = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise failure from None
+    if truncated:
+        logger.warning("%s is truncated: decoded what it holds (missing rows are grey)", path)
+    return image

@@ -2,73 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
-
-COLOURS = {1: (220, 30, 30), 5: (30, 30, 220)}  # category id -> colour (ids not contiguous)
-
-
-def _write_split(root: Path, name: str, count: int, rng: np.random.Generator) -> Path:
-    images, annotations = [], []
-    for i in range(count):
-        w, h = int(rng.integers(80, 120)), int(rng.integers(80, 120))
-        pixels = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
-        for category_id, colour in COLOURS.items():
-            bw, bh = int(rng.integers(20, 40)), int(rng.integers(20, 40))
-            x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
-            pixels[y : y + bh, x : x + bw] = colour
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": 100 + i,
-                    "category_id": category_id,
-                    "bbox": [x, y, bw, bh],
-                    "area": bw * bh,
-                    "iscrowd": 0,
-                }
-            )
-        file_name = f"{name}_{i}.png"
-        Image.fromarray(pixels).save(root / "images" / file_name)
-        images.append({"id": 100 + i, "file_name": file_name, "width": w, "height": h})
-    data = {
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": 1, "name": "red"}, {"id": 5, "name": "blue"}],
-    }
-    path = root / f"{name}.json"
-    path.write_text(json.dumps(data))
-    return path
+from tiny_coco import tiny_det_config, write_tiny_coco
 
 
 @pytest.fixture(scope="module")
 def coco(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("coco")
-    (root / "images").mkdir()
-    rng = np.random.default_rng(0)
-    _write_split(root, "train", 8, rng)
-    _write_split(root, "val", 4, rng)
-    return root
+    return write_tiny_coco(tmp_path_factory.mktemp("coco"))
 
 
 @pytest.fixture(scope="module")
 def config_file(coco, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cfg") / "tiny_det.yaml"
-    path.write_text(
-        f"""model: {{arch: yolov3_resnet18_d, width: 0.125, num_classes: 2}}
-data:
-  train_ann: {coco}/train.json
-  train_images: {coco}/images
-  val_ann: {coco}/val.json
-  val_images: {coco}/images
-  size: 64
-schedule: {{steps: [1]}}
-tricks: {{random_shape_sizes: [64, 96], random_shape_interval: 1, mixup_off_epochs: 0}}
-train: {{epochs: 1, batch_size: 4, workers: 0, log_interval: 1}}
-eval: {{batch_size: 4}}
-"""
-    )
-    return path
+    return tiny_det_config(coco, tmp_path_factory.mktemp("cfg") / "tiny_det.yaml")

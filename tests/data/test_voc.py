@@ -49,7 +49,7 @@ def test_difficult_boxes_are_left_out_of_training_and_ignored_in_evaluation(tmp_
     assert dataset.class_names == ["cat", "dog"]
     np.testing.assert_array_equal(dataset.records[0].boxes, [[5, 5, 20, 30]])
     assert dataset.records[0].labels.tolist() == [1]
-    crowd = [a["iscrowd"] for a in dataset.ground_truth["annotations"]]
+    crowd = [a["iscrowd"] for a in dataset.evaluation_ground_truth()["annotations"]]
     assert crowd == [0, 1, 0]
     with_difficult = read_voc(root, "train", use_difficult=True)
     assert len(with_difficult.records[0].boxes) == 2

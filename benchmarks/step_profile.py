@@ -39,11 +39,13 @@ from common import write_results
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from detect_tricks.config import OptimConfig
+from detect_tricks.config import DetConfig, OptimConfig
+from detect_tricks.config_loader import config_from_dict
 from detect_tricks.data.coco import CocoDetection
-from detect_tricks.data.detection import DetectionTrainSet, collate_detection
+from detect_tricks.data.detection import collate_detection
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.data.synthetic import generate
+from detect_tricks.detection import build_train_set
 from detect_tricks.engine.setup import build_autocast, configure_device
 from detect_tricks.engine.trainer import read_back_later
 from detect_tricks.losses import YOLOv3Loss
@@ -107,7 +109,7 @@ def batch_maker(
 ) -> Callable[[int], tuple[torch.Tensor, list]]:
     """Step number -> a collated batch of `DetectionTrainSet` samples of the images in `root`."""
     source = CocoDetection(root / "annotations" / "instances_train.json", root / "images")
-    dataset = DetectionTrainSet(source, size)
+    dataset = build_train_set(config_from_dict({"data": {"size": size}}, DetConfig), source)
 
     def make(step: int) -> tuple[torch.Tensor, list]:
         keys = [SampleKey(i % len(dataset), step * batch + i, size) for i in range(batch)]

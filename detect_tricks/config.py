@@ -314,8 +314,25 @@ class DetTricksConfig:
     random_shapes: bool = False  # §3.2 (GluonCV): a new input size every few iterations
     random_shape_sizes: list[int] = field(default_factory=lambda: list(range(320, 609, 32)))
     random_shape_interval: int = 10  # iterations between size changes
+    # Mosaic (YOLOv4 §3.3; data/mosaic.py): four photos per sample, then a random scale
+    # in mosaic_scale and translation; off for the last mosaic_off_epochs (ultralytics'
+    # close_mosaic, YOLOX's no-augmentation tail).
+    mosaic: bool = False
+    mosaic_prob: float = 1.0
+    mosaic_scale: list[float] = field(default_factory=lambda: [0.5, 1.5])
+    mosaic_off_epochs: int = 10
 
     def __post_init__(self) -> None:
+        _require(0 <= self.mosaic_prob <= 1, "tricks.mosaic_prob", "in [0, 1]", self.mosaic_prob)
+        _require(
+            len(self.mosaic_scale) == 2 and 0 < self.mosaic_scale[0] <= self.mosaic_scale[1],
+            "tricks.mosaic_scale",
+            "[min, max] with 0 < min <= max",
+            self.mosaic_scale,
+        )
+        _require(
+            self.mosaic_off_epochs >= 0, "tricks.mosaic_off_epochs", ">= 0", self.mosaic_off_epochs
+        )
         _require(self.mixup_alpha > 0, "tricks.mixup_alpha", "> 0", self.mixup_alpha)
         _require(
             self.mixup_off_epochs >= 0, "tricks.mixup_off_epochs", ">= 0", self.mixup_off_epochs

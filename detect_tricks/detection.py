@@ -18,11 +18,13 @@ from torch import nn
 from detect_tricks.coco_eval import detections_to_results, evaluate_results, load_ground_truth
 from detect_tricks.config import DetConfig, DetDataConfig, DetEvalConfig
 from detect_tricks.data.coco import CocoDetection
+from detect_tricks.data.det_pipeline import build_det_train_pipeline
 from detect_tricks.data.detection import (
     DetectionEvalSet,
     DetectionSource,
     DetectionTrainSet,
     collate_detection,
+    max_photo_side,
 )
 from detect_tricks.data.sampling import fixed_subset, random_shape_schedule, spread_indices
 from detect_tricks.data.voc import read_voc
@@ -42,20 +44,17 @@ def input_sizes(cfg: DetConfig) -> list[int]:
 
 
 def build_datasets(cfg: DetConfig) -> tuple[DetectionTrainSet, DetectionEvalSet]:
-    """The training set (mixup until the last `tricks.mixup_off_epochs`) and the
+    """The training set (its sample operations from `build_det_train_pipeline`) and the
     validation set at `data.size`, read from `data.format`'s annotations."""
     train_source, val_source = build_sources(cfg.data)
-    tricks = cfg.tricks
-    train_set = DetectionTrainSet(
-        train_source,
-        cfg.data.size,
-        mixup_alpha=tricks.mixup_alpha if tricks.mixup else None,
-        mixup_until_epoch=cfg.train.epochs - tricks.mixup_off_epochs,
-        largest_size=max(input_sizes(cfg)),
-        expand_ratio=cfg.data.expand_ratio,
-        hue=cfg.data.hue,
-    )
-    return train_set, DetectionEvalSet(val_source, cfg.data.size)
+    return build_train_set(cfg, train_source), DetectionEvalSet(val_source, cfg.data.size)
+
+
+def build_train_set(cfg: DetConfig, source: DetectionSource) -> DetectionTrainSet:
+    """The training samples of `source` through the config's sample operations."""
+    max_side = max_photo_side(max(input_sizes(cfg)))
+    pipeline = build_det_train_pipeline(cfg, max_side)
+    return DetectionTrainSet(source, pipeline, cfg.data.size, max_side)
 
 
 def build_shape_schedule(cfg: DetConfig) -> Callable[[int], int] | None:

@@ -324,6 +324,23 @@ class DetectionTrainTransform:
     def __call__(
         self, image: np.ndarray, target: Target, size: int, rng: np.random.Generator
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The transformed sample as tensors (`apply`, then `to_tensors`)."""
+        return to_tensors(*self.apply(image, target, size, rng))
+
+    def jitter_and_flip(
+        self, image: np.ndarray, target: Target, size: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, Target]:
+        """The colour jitter and the flip alone, for an image whose geometry is done (a
+        mosaic of `size` x `size`)."""
+        image = self._draw_colour_jitter(rng)(image)
+        if image.shape[:2] != (size, size):
+            image, target = resize(image, target, size)
+        return self._flip(image, target, rng)
+
+    def apply(
+        self, image: np.ndarray, target: Target, size: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, Target]:
+        """The whole preset on RGB uint8 pixels: a `size` x `size` image and its boxes."""
         paint = self._draw_colour_jitter(rng)
         canvas = Canvas.of(image)
         if self.expand_ratio > 1 and rng.uniform() < 0.5:
@@ -335,8 +352,7 @@ class DetectionTrainTransform:
         image, target = random_ssd_crop(canvas, target, rng, paint)
         interpolation = INTERPOLATIONS[int(rng.integers(len(INTERPOLATIONS)))]
         image, target = resize(image, target, size, interpolation)
-        image, target = self._flip(image, target, rng)
-        return to_tensors(image, target)
+        return self._flip(image, target, rng)
 
     def _draw_colour_jitter(self, rng: np.random.Generator) -> PixelMap:
         """Draw the colour jitter's parameters now (GluonCV jitters first) and return it as

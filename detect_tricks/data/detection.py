@@ -1,9 +1,10 @@
 """Detection datasets as the engine sees them: keyed training samples and evaluation images.
 
 A source (`CocoDetection`, also what `read_voc` returns) reads annotations and images;
-these wrappers add mixup, the transforms and the handling of unreadable images, and
-take every random choice from the sampler's `SampleKey`: its seed, its epoch (mixup
-stops for the last epochs) and its size (random shapes give a batch one size).
+these wrappers add the training operations (`data/det_pipeline.py`) and the handling of
+unreadable images, and take every random choice from the sampler's `SampleKey`: its
+seed, its epoch (mosaic and mixup stop for the last epochs) and its size (random shapes
+give a batch one size).
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ import torch
 from torch.utils.data import Dataset
 
 from detect_tricks.data.coco import ImageRecord
+from detect_tricks.data.det_pipeline import Sample, SampleContext, SampleOperation
 from detect_tricks.data.det_transforms import (
-    GLUONCV_EXPAND_RATIO,
     MIN_CROP_SCALE,
     DetectionEvalTransform,
-    DetectionTrainTransform,
     Target,
     limit_size,
+    to_tensors,
 )
-from detect_tricks.data.mixup import blend_detection_samples, draw_mixup_lambda
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.errors import DatasetError, ImageReadError
 
@@ -44,6 +44,8 @@ class DetectionSource(Protocol):
     def __len__(self) -> int: ...
 
     def subset(self, indices: list[int]) -> DetectionSource: ...
+
+    def checked(self) -> DetectionSource: ...
 
     def evaluation_ground_truth(self) -> dict: ...
 
@@ -87,51 +89,52 @@ class _SkipsUnreadable:
 
 
 class DetectionTrainSet(_SkipsUnreadable, Dataset):
-    """Training samples: mixup with a random partner (until `mixup_until_epoch`), then the
-    GluonCV training transform at the batch's size.
+    """Training samples: a photo through the operations of `pipeline`
+    (`data/det_pipeline.py`: mosaic, mixup, the GluonCV transform) at the batch's size.
 
     Args:
         source: the annotation reader.
+        pipeline: the sample's operations, in order (`build_det_train_pipeline`).
         size: the input size when the key carries none (no random shapes).
-        mixup_alpha: Beta(alpha, alpha) of detection mixup, or None without mixup.
-        mixup_until_epoch: the first epoch without mixup.
-        largest_size: the largest input size of any batch; photos, and the canvases of
-            random expand, are shrunk to `largest_size / 0.3` pixels per side, the most the
-            transforms can use.
-        expand_ratio: random expand's largest canvas side over the image's; 1 turns it off.
-        hue: the hue jitter, `ssd` or `gluoncv` (`DetectionTrainTransform`).
+        max_side: photos are shrunk to at most this many pixels per side when read
+            (`largest input size / 0.3`, the most the SSD crop can use: `limit_size`).
     """
 
     def __init__(
         self,
         source: DetectionSource,
+        pipeline: list[SampleOperation],
         size: int,
-        mixup_alpha: float | None = None,
-        mixup_until_epoch: int = 0,
-        largest_size: int | None = None,
-        expand_ratio: float = GLUONCV_EXPAND_RATIO,
-        hue: str = "ssd",
+        max_side: int,
     ) -> None:
         super().__init__(source)
+        self.pipeline = pipeline
         self.size = size
-        self.max_side = math.ceil((largest_size or size) / MIN_CROP_SCALE)
-        self.mixup_alpha = mixup_alpha
-        self.mixup_until_epoch = mixup_until_epoch
-        self.transform = DetectionTrainTransform(expand_ratio, self.max_side, hue)
+        self.max_side = max_side
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         rng = np.random.default_rng(key.seed)
-        image, target = limit_size(*self._read(key.index), self.max_side)
-        if self.mixup_alpha and key.epoch < self.mixup_until_epoch:
-            lam = draw_mixup_lambda(self.mixup_alpha, rng)
-            if lam < 1.0:
-                partner = self._read(int(rng.integers(len(self.source))))
-                partner = limit_size(*partner, self.max_side)
-                image, target = blend_detection_samples((image, target), partner, lam)
-        return self.transform(image, target, key.size or self.size, rng)
+        image, target = self._read_limited(key.index)
+        context = SampleContext(rng, key.epoch, key.size or self.size, self._read_partner)
+        sample = Sample(image, target)
+        for operation in self.pipeline:
+            sample = operation(sample, context)
+        return to_tensors(sample.image, sample.target)
+
+    def _read_limited(self, index: int) -> tuple[np.ndarray, Target]:
+        return limit_size(*self._read(index), self.max_side)
+
+    def _read_partner(self, rng: np.random.Generator) -> tuple[np.ndarray, Target]:
+        return self._read_limited(int(rng.integers(len(self.source))))
+
+
+def max_photo_side(largest_size: int) -> int:
+    """The most pixels per side any training operation can use of a photo: the SSD crop
+    keeps at least `MIN_CROP_SCALE` of a side, then resizes to at most `largest_size`."""
+    return math.ceil(largest_size / MIN_CROP_SCALE)
 
 
 class DetectionEvalSet(_SkipsUnreadable, Dataset):

@@ -75,30 +75,69 @@ def flatten_predictions(outputs: list[Tensor]) -> Tensor:
     return torch.cat([o.reshape(o.shape[0], -1, o.shape[-1]) for o in outputs], dim=1)
 
 
-def decode_boxes(raw: Tensor, grid: Grid) -> Tensor:
-    """`(..., N, 4)` raw `t_xy, t_wh` to `(..., N, 4)` xyxy boxes in input pixels."""
-    centre = (raw[..., :2].sigmoid() + grid.cell) * grid.stride
-    size = raw[..., 2:4].exp() * grid.anchor
+def decode_boxes(raw: Tensor, grid: Grid, grid_alpha: float = 1.0) -> Tensor:
+    """`(..., N, 4)` raw `t_xy, t_wh` to `(..., N, 4)` xyxy boxes in input pixels; with
+    `grid_alpha` > 1 the centre is grid-sensitive (`centre_offset`)."""
+    return _decode(raw, grid.cell, grid.stride, grid.anchor, grid_alpha)
+
+
+def decode_boxes_at(raw: Tensor, grid: Grid, position: Tensor, grid_alpha: float = 1.0) -> Tensor:
+    """`(P, 4)` raw outputs of the predictions at grid positions `position` (P,) to xyxy
+    boxes in input pixels."""
+    return _decode(
+        raw, grid.cell[position], grid.stride[position], grid.anchor[position], grid_alpha
+    )
+
+
+def _decode(raw: Tensor, cell: Tensor, stride: Tensor, anchor: Tensor, grid_alpha: float) -> Tensor:
+    centre = (centre_offset(raw[..., :2], grid_alpha) + cell) * stride
+    size = raw[..., 2:4].exp() * anchor
     return torch.cat([centre - size / 2, centre + size / 2], dim=-1)
+
+
+def centre_offset(t_xy: Tensor, grid_alpha: float = 1.0) -> Tensor:
+    """The box centre's offset from its cell, in cells: `sigmoid(t)` (YOLOv3), or with
+    grid sensitivity `alpha * sigmoid(t) - (alpha - 1) / 2` (YOLOv4 §3.4 "eliminate grid
+    sensitivity"; PP-YOLO: alpha 1.05; YOLOv5: 2 sigmoid(t) - 0.5), which reaches the
+    cell's borders (and past them for alpha > 1) at finite logits."""
+    if grid_alpha == 1.0:
+        return t_xy.sigmoid()
+    return grid_alpha * t_xy.sigmoid() - (grid_alpha - 1) / 2
+
+
+def centre_target(offset: Tensor, grid_alpha: float = 1.0) -> Tensor:
+    """The `sigmoid(t)` that puts the centre at `offset` cells from its cell (the inverse
+    of `centre_offset`): the BCE target of the centre term."""
+    if grid_alpha == 1.0:
+        return offset
+    return (offset + (grid_alpha - 1) / 2) / grid_alpha
+
+
+ASSIGN_MODES = ("best", "multi_anchor", "neighbours")
+MULTI_ANCHOR_IOU = 0.213  # YOLOv4's iou_thresh (cfg/yolov4.cfg)
 
 
 @dataclass
 class AssignedTargets:
-    """Per ground-truth box of the batch (M of them) its place and targets; the boxes
-    with `kept` False lost their cell and anchor to another box and are not positives."""
+    """Per candidate positive of the batch's boxes (M boxes, K candidates each, box-major)
+    its place and targets; `valid` False marks a candidate the assignment did not pick
+    (another anchor, a neighbour past the border) and `kept` False also one that lost its
+    place to a heavier box: only `kept` candidates are positives."""
 
-    index: Tensor  # (M,) flattened index into (B * N)
-    t_xy: Tensor  # (M, 2) in [0, 1]
-    t_wh: Tensor  # (M, 2)
-    box_weight: Tensor  # (M,) 2 - w * h / (W * H)
-    mix_weight: Tensor  # (M,) mixup weight of the box (1 when not mixed)
-    labels: Tensor  # (M,) int64
-    kept: Tensor  # (M,) bool: at most one kept box per index
+    index: Tensor  # (P,) flattened index into (B * N)
+    t_xy: Tensor  # (P, 2) the centre's offset from the cell, in cells
+    t_wh: Tensor  # (P, 2)
+    box_weight: Tensor  # (P,) 2 - w * h / (W * H)
+    mix_weight: Tensor  # (P,) mixup weight of the box (1 when not mixed)
+    labels: Tensor  # (P,) int64
+    boxes: Tensor  # (P, 4) the ground-truth box, xyxy pixels
+    valid: Tensor  # (P,) bool
+    kept: Tensor  # (P,) bool: valid, and at most one kept candidate per index
 
     @property
     def collisions(self) -> Tensor:
-        """How many boxes lost their place, as a 0-d float tensor on the device."""
-        return (~self.kept).sum().float()
+        """How many picked candidates lost their place, as a 0-d float tensor."""
+        return (self.valid & ~self.kept).sum().float()
 
 
 def shape_iou(wh: Tensor, anchors: Tensor) -> Tensor:
@@ -113,10 +152,21 @@ def assign_targets(
     grid: Grid,
     anchors: Tensor,
     image_size: tuple[int, int],
+    mode: str = "best",
+    anchor_iou: float = MULTI_ANCHOR_IOU,
 ) -> AssignedTargets:
-    """One positive per box; two boxes on one cell and anchor keep the larger loss weight
+    """The positives of each box. `best` (YOLOv3, GluonCV): the anchor (of all 9) with the
+    best shape IoU picks the level, the cell holding the centre the place.
+    `multi_anchor` (YOLOv4): every anchor whose shape IoU exceeds `anchor_iou`, and the
+    best one, each at the centre's cell of its level. `neighbours` (YOLOv5's cells on
+    YOLOv4's anchors): each of those also at the two cells next to it nearest the
+    centre, left or right and up or down, when inside the grid and the centre is not
+    within a cell of the border (needs `grid_alpha` >= 2 to reach the centre from
+    there). Two candidates on one cell and anchor keep the larger loss weight
     (`box_weight * mix_weight`), ties going to the first box of the batch. `grid` must
     be `build_grid(image_size, anchors, ...)`."""
+    if mode not in ASSIGN_MODES:
+        raise ValueError(f"assignment mode must be one of {ASSIGN_MODES}, got {mode!r}")
     device = anchors.device
     boxes = torch.cat([t["boxes"] for t in targets]).to(device).float()
     labels = torch.cat([t["labels"] for t in targets]).to(device)
@@ -124,32 +174,76 @@ def assign_targets(
     image_of_box = torch.cat(
         [torch.full((len(t["boxes"]),), b, device=device) for b, t in enumerate(targets)]
     )
+    flat_anchors = anchors.reshape(-1, 2)
     wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1.0)
-    best = shape_iou(wh, anchors.reshape(-1, 2)).argmax(dim=1)
-    level, anchor_in_level = best // 3, best % 3
-    strides = grid.level_stride[level]
-    sizes = grid.level_shape[level]  # (M, 2) as (H, W)
-    offsets = grid.level_offset[level]
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    cell = torch.floor(centre / strides[:, None])
-    cell = torch.minimum(cell.clamp(min=0), sizes.flip(1) - 1)
+    ious = shape_iou(wh, flat_anchors)
+    best = ious.argmax(dim=1)
+    if mode == "best":
+        anchor_id, picked = best[:, None], torch.ones_like(best[:, None], dtype=torch.bool)
+    else:  # all nine anchors as candidates, the assignment's ones picked
+        anchor_id = torch.arange(len(flat_anchors), device=device).expand(len(boxes), -1)
+        picked = (ious > anchor_iou) | (anchor_id == best[:, None])
+    level, anchor_in_level = anchor_id // 3, anchor_id % 3  # (M, A)
+    strides = grid.level_stride[level][..., None]  # (M, A, 1)
+    sizes = grid.level_shape[level].flip(-1)  # (M, A, 2) as (W, H)
+    position = ((boxes[:, :2] + boxes[:, 2:]) / 2)[:, None, :] / strides  # centre in cells
+    cell = torch.minimum(torch.floor(position).clamp(min=0), sizes - 1)
+    cells, in_grid = cell[:, :, None, :], picked[:, :, None]
+    if mode == "neighbours":
+        cells, in_grid = _with_neighbours(position, cell, sizes, picked)
+    k = cells.shape[2]
     index = (
-        image_of_box * len(grid.cell)
-        + offsets
-        + anchor_in_level * sizes.prod(1)
-        + cell[:, 1].long() * sizes[:, 1]
-        + cell[:, 0].long()
+        image_of_box[:, None, None] * len(grid.cell)
+        + grid.level_offset[level][..., None]
+        + (anchor_in_level * sizes.prod(-1))[..., None]
+        + cells[..., 1].long() * sizes[..., None, 0]
+        + cells[..., 0].long()
     )
     box_weight = 2 - wh.prod(1) / (image_size[0] * image_size[1])
+    t_wh = torch.log(wh[:, None, :] / flat_anchors[anchor_id])  # (M, A, 2)
+
+    def per_candidate(values: Tensor) -> Tensor:  # (M, ...) -> (M * A * K, ...)
+        shape = (len(boxes), anchor_id.shape[1], k, *values.shape[1:])
+        return values[:, None, None].expand(shape).reshape(-1, *values.shape[1:])
+
+    valid = in_grid.reshape(-1)
+    weight = per_candidate(box_weight * mix)
+    priority = torch.where(valid, weight, -torch.inf)
+    slots = len(targets) * len(grid.cell)
+    index = index.reshape(-1)
     return AssignedTargets(
         index=index,
-        t_xy=centre / strides[:, None] - cell,
-        t_wh=torch.log(wh / anchors.reshape(-1, 2)[best]),
-        box_weight=box_weight,
-        mix_weight=mix,
-        labels=labels,
-        kept=_heaviest_per_slot(index, box_weight * mix, len(targets) * len(grid.cell)),
+        t_xy=(position[:, :, None, :] - cells).reshape(-1, 2),
+        t_wh=t_wh[:, :, None, :].expand(-1, -1, k, -1).reshape(-1, 2),
+        box_weight=per_candidate(box_weight),
+        mix_weight=per_candidate(mix),
+        labels=per_candidate(labels),
+        boxes=per_candidate(boxes),
+        valid=valid,
+        kept=valid & _heaviest_per_slot(index, priority, slots),
     )
+
+
+def _with_neighbours(
+    position: Tensor, cell: Tensor, sizes: Tensor, picked: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The centre's cell and its two neighbours nearest the centre (YOLOv5
+    `build_targets`, g = 0.5): left when the centre is in the cell's left half and more
+    than one cell from the left border, else right when in the right half and more than
+    one cell from the right border; up or down alike. (M, A, 3, 2) cells and (M, A, 3)
+    flags, the neighbours flagged only where that rule picks them."""
+    fraction = position - cell
+    near_low = (fraction < 0.5) & (position > 1)
+    near_high = (fraction > 0.5) & (sizes - position > 1)
+    step = torch.where(near_low, -1.0, 1.0)
+    horizontal = cell + torch.stack([step[..., 0], torch.zeros_like(step[..., 0])], -1)
+    vertical = cell + torch.stack([torch.zeros_like(step[..., 1]), step[..., 1]], -1)
+    has = near_low | near_high  # (M, A, 2): x, y
+    # a neighbour not picked stays inside the grid, so that its index is valid
+    cells = torch.stack([cell, horizontal, vertical], dim=2)
+    cells = torch.minimum(cells.clamp(min=0), sizes[:, :, None, :] - 1)
+    flags = torch.stack([picked, picked & has[..., 0], picked & has[..., 1]], dim=2)
+    return cells, flags
 
 
 def _heaviest_per_slot(index: Tensor, priority: Tensor, slots: int) -> Tensor:

@@ -321,8 +321,32 @@ class DetTricksConfig:
     mosaic_prob: float = 1.0
     mosaic_scale: list[float] = field(default_factory=lambda: [0.5, 1.5])
     mosaic_off_epochs: int = 10
+    # After GluonCV, on the same YOLOv3 head (PP-YOLO, YOLOv4; losses.py, assign.py,
+    # models/yolov3.py, postprocess.py; eval.nms is the NMS):
+    box_loss: Literal["coords", "giou", "diou", "ciou"] = "coords"  # coords: YOLOv3's
+    grid_alpha: float = 1.0  # grid sensitivity; PP-YOLO 1.05, YOLOv5 2.0; 1: YOLOv3's
+    assign: Literal["best", "multi_anchor", "neighbours"] = "best"  # positives per box
+    iou_aware: bool = False  # PP-YOLO: an IoU output, score obj^(1-a) iou^a
+    iou_aware_factor: float = 0.4  # a (PP-YOLO's iou_aware_factor)
+    spp: bool = False  # spatial pyramid pooling on the deepest level
+    dropblock: bool = False  # DropBlock in the head (block 3, rate 0.1)
+    coord_conv: bool = False  # CoordConv on the detection blocks' first and tip convs
 
     def __post_init__(self) -> None:
+        _require(self.grid_alpha >= 1, "tricks.grid_alpha", ">= 1", self.grid_alpha)
+        _require(
+            self.assign != "neighbours" or self.grid_alpha >= 2,
+            "tricks.grid_alpha",
+            ">= 2 with tricks.assign neighbours (a neighbouring cell reaches the centre "
+            "only when the offset spans -0.5 to 1.5, as YOLOv5's 2 sigmoid - 0.5)",
+            self.grid_alpha,
+        )
+        _require(
+            0 <= self.iou_aware_factor <= 1,
+            "tricks.iou_aware_factor",
+            "in [0, 1]",
+            self.iou_aware_factor,
+        )
         _require(0 <= self.mosaic_prob <= 1, "tricks.mosaic_prob", "in [0, 1]", self.mosaic_prob)
         _require(
             len(self.mosaic_scale) == 2 and 0 < self.mosaic_scale[0] <= self.mosaic_scale[1],
@@ -359,6 +383,9 @@ class DetEvalConfig(EvalConfig):
     nms_iou: float = 0.45
     max_detections: int = 100
     backend: Literal["pycocotools", "faster_coco_eval"] = "pycocotools"
+    # standard: class-wise greedy NMS; diou: YOLOv4's DIoU-NMS; matrix: SOLOv2's Matrix
+    # NMS as PP-YOLO runs it (postprocess.py)
+    nms: Literal["standard", "diou", "matrix"] = "standard"
     # Recompute BN statistics at the evaluation size before each evaluation (precise BN,
     # engine/precise_bn.py); `auto`: only when tricks.random_shapes trains at other sizes.
     precise_bn: bool | Literal["auto"] = "auto"

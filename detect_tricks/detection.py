@@ -127,17 +127,24 @@ class DetectionObjective:
 
 def build_objective(cfg: DetConfig) -> DetectionObjective:
     anchors = torch.tensor(cfg.model.anchors, dtype=torch.float32)
+    tricks = cfg.tricks
     loss = YOLOv3Loss(
         cfg.model.num_classes,
         anchors,
-        label_smoothing=cfg.tricks.label_smoothing,
+        label_smoothing=tricks.label_smoothing,
         ignore_iou=cfg.model.ignore_iou,
+        box_loss=tricks.box_loss,
+        grid_alpha=tricks.grid_alpha,
+        assign=tricks.assign,
+        iou_aware=tricks.iou_aware,
     )
     return DetectionObjective(loss)
 
 
 def nms_settings(cfg: DetEvalConfig) -> NMSSettings:
-    return NMSSettings(cfg.score_threshold, cfg.pre_nms_top_k, cfg.nms_iou, cfg.max_detections)
+    return NMSSettings(
+        cfg.score_threshold, cfg.pre_nms_top_k, cfg.nms_iou, cfg.max_detections, cfg.nms
+    )
 
 
 @torch.inference_mode()
@@ -151,7 +158,15 @@ def detect_batch(
     with autocast() if autocast else torch.autocast(images.device.type, enabled=False):
         outputs = model(images)
     size = (images.shape[-2], images.shape[-1])
-    return postprocess([o.float() for o in outputs], model.anchors, model.strides, size, settings)
+    return postprocess(
+        [o.float() for o in outputs],
+        model.anchors,
+        model.strides,
+        size,
+        settings,
+        model.grid_alpha,
+        model.iou_aware_factor,
+    )
 
 
 def collect_results(

@@ -85,7 +85,7 @@ class Detector:
         metadata = trained.metadata
         cfg = config_from_dict(trained.config, DetConfig, source=f"the config in {path}")
         cfg.model.backbone_weights = ""
-        model = build_detector(cfg.model)
+        model = build_detector(cfg.model, cfg.tricks)
         load_weights(model, trained.weights, str(path))
         settings = nms_settings(cfg.eval)
         if score_threshold is not None:

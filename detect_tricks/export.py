@@ -1,9 +1,11 @@
 """ONNX export of a trained detector, and running the exported file like the PyTorch model.
 
 The file holds the network's raw head outputs, one per level, `(B, 3, H, W, 5 + C)`
-(named `out8`, `out16`, `out32` by stride); decoding and NMS stay outside, as they do in
-`postprocess.py`, so one decoder serves both. The metadata a detector needs (class
-names, category ids, input size, anchors, NMS settings) travels in the file's
+(one more with IoU-aware heads; named `out8`, `out16`, `out32` by stride); decoding and
+NMS stay outside, as they do in `postprocess.py`, so one decoder serves both, and the
+chosen `eval.nms` (standard, DIoU or Matrix NMS) and the grid sensitivity apply to an
+exported model too. The metadata a detector needs (class names, category ids, input
+size, anchors, the decoding, NMS settings) travels in the file's
 `metadata_props`, so `Detector.from_onnx(path)` needs nothing else. onnx and onnxruntime
 are the optional extra `export` (`pip install detect_tricks[export]`).
 """
@@ -88,6 +90,8 @@ def detector_metadata(
         "size": size,
         "anchors": model.anchors.tolist(),
         "strides": list(model.strides),
+        "grid_alpha": model.grid_alpha,
+        "iou_aware_factor": model.iou_aware_factor,
         "nms": dataclasses.asdict(settings),
     }
 
@@ -124,6 +128,9 @@ class OnnxYOLOv3:
         self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         self.anchors = torch.tensor(self.metadata["anchors"], dtype=torch.float32)
         self.strides = tuple(self.metadata["strides"])
+        # files written before these switches existed decode as YOLOv3 does
+        self.grid_alpha = self.metadata.get("grid_alpha", 1.0)
+        self.iou_aware_factor = self.metadata.get("iou_aware_factor")
         self.training = False
 
     def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from detect_tricks.assign import (
@@ -117,3 +118,86 @@ def test_ignore_marks_predictions_over_a_ground_truth():
     assert ignore_mask(preds, [target], 0.7).tolist() == [[True, True, False]]
     assert ignore_mask(preds, [target], 0.96).tolist() == [[True, False, False]]
     assert ignore_mask(preds, [_target([])], 0.7).tolist() == [[False, False, False]]
+
+
+# --- After GluonCV: grid sensitivity, several anchors per box, neighbouring cells ----------
+
+
+def test_grid_sensitivity_reaches_the_cell_border_and_alpha_one_is_yolov3():
+    from detect_tricks.assign import centre_offset, centre_target
+
+    logits = torch.tensor([-30.0, -2.0, 0.0, 2.0, 30.0])
+    torch.testing.assert_close(centre_offset(logits, 1.0), logits.sigmoid())
+    # alpha 1.05 (PP-YOLO): 1.05 s - 0.025 spans (-0.025, 1.025): 0 and 1 at finite logits
+    spread = centre_offset(logits, 1.05)
+    assert spread[0].item() == pytest.approx(-0.025) and spread[-1].item() == pytest.approx(1.025)
+    border = torch.logit(torch.tensor([0.025 / 1.05]))
+    assert centre_offset(border, 1.05).item() == pytest.approx(0.0, abs=1e-6)
+    # YOLOv5's 2 sigmoid - 0.5
+    torch.testing.assert_close(centre_offset(logits, 2.0), 2 * logits.sigmoid() - 0.5)
+    # the target is the sigmoid that decodes back to the offset
+    offsets = torch.tensor([-0.5, 0.0, 0.3, 1.0, 1.5])
+    torch.testing.assert_close(
+        centre_offset(torch.logit(centre_target(offsets, 2.0).clamp(1e-6, 1 - 1e-6)), 2.0),
+        offsets,
+        atol=1e-5,
+        rtol=0,
+    )
+    torch.testing.assert_close(centre_target(offsets, 1.0), offsets)
+    grid = build_grid(SIZE, ANCHORS, (8, 16, 32))
+    raw = torch.randn(1, len(grid.cell), 4)
+    torch.testing.assert_close(decode_boxes(raw, grid, 1.0), decode_boxes(raw, grid))
+
+
+def test_multi_anchor_picks_every_anchor_over_0213_and_the_best():
+    box = [10, 20, 30, 44]  # 20 x 24: shape IoUs with the nine COCO anchors
+    ious = shape_iou(torch.tensor([[20.0, 24.0]]), ANCHORS.reshape(-1, 2))[0]
+    # (10,13): 130/480 = .271; (16,30): 384/576 = .667; (33,23): 460/779 = .590;
+    # (30,61): 480/1830 = .262; (62,45): 480/2790 = .172; the rest smaller
+    torch.testing.assert_close(
+        ious[:5], torch.tensor([130 / 480, 384 / 576, 460 / 779, 480 / 1830, 480 / 2790])
+    )
+    grid = build_grid(SIZE, ANCHORS, (8, 16, 32))
+    got = assign_targets([_target([box])], grid, ANCHORS, SIZE, mode="multi_anchor")
+    picked = got.index[got.kept].tolist()
+    # anchors 0, 1, 2 at stride 8 (cell (2, 4) of 16x16) and anchor 3 at stride 16 (cell
+    # (1, 2) of 8x8)
+    assert picked == [
+        0 * 256 + 4 * 16 + 2,
+        1 * 256 + 4 * 16 + 2,
+        2 * 256 + 4 * 16 + 2,
+        768 + 0 * 64 + 2 * 8 + 1,
+    ]
+    assert got.valid.sum().item() == 4 and got.collisions.item() == 0
+    kept_wh = got.t_wh[got.kept]
+    torch.testing.assert_close(kept_wh[3], torch.tensor([math.log(20 / 30), math.log(24 / 61)]))
+    torch.testing.assert_close(got.t_xy[got.kept][3], torch.tensor([20 / 16 - 1, 32 / 16 - 2]))
+
+
+def test_neighbours_add_the_two_cells_nearest_the_centre():
+    grid = build_grid(SIZE, ANCHORS, (8, 16, 32))
+    # 20 x 24 centred at (21, 35): stride-8 cell (2, 4), at (0.625, 0.375) within it:
+    # right neighbour (3, 4) and upper neighbour (2, 3)
+    box = [11, 23, 31, 47]
+    got = assign_targets([_target([box])], grid, ANCHORS, SIZE, mode="neighbours")
+    at_stride_8_anchor_1 = [i - 256 for i in got.index[got.kept].tolist() if 256 <= i < 512]
+    assert sorted(at_stride_8_anchor_1) == sorted([4 * 16 + 2, 4 * 16 + 3, 3 * 16 + 2])
+    offsets = {
+        int(i) - 256: t.tolist()
+        for i, t in zip(got.index[got.kept], got.t_xy[got.kept], strict=True)
+        if 256 <= i < 512
+    }
+    assert offsets[4 * 16 + 3] == pytest.approx([21 / 8 - 3, 35 / 8 - 4])  # -0.375, 0.375
+    assert offsets[3 * 16 + 2] == pytest.approx([21 / 8 - 2, 35 / 8 - 3])  # 0.625, 1.375
+    # a centre within a cell of the left and top border gets no neighbour there
+    # (centre (3, 3): position (0.375, 0.375) of cell (0, 0), left and upper halves)
+    corner = assign_targets([_target([[0, 0, 6, 6]])], grid, ANCHORS, SIZE, mode="neighbours")
+    level0 = [i for i in corner.index[corner.kept].tolist() if i < 768]
+    assert all(i % 256 == 0 for i in level0)  # only cell (0, 0) of each anchor
+
+
+def test_best_mode_is_one_candidate_per_box_as_before():
+    grid = build_grid(SIZE, ANCHORS, (8, 16, 32))
+    boxes = [[10, 20, 30, 44], [60, 0, 128, 128]]
+    got = assign_targets([_target(boxes)], grid, ANCHORS, SIZE, mode="best")
+    assert len(got.index) == 2 and got.valid.all()

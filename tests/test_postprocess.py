@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from detect_tricks.config import COCO_ANCHORS
@@ -53,3 +54,73 @@ def test_boxes_are_clipped_and_mapped_back_to_the_original_image():
     boxes = torch.tensor([[-5.0, 10, 70, 32]])
     out = rescale_boxes(boxes.clamp(0, 64), (64, 64), (128, 640))
     torch.testing.assert_close(out, torch.tensor([[0.0, 20, 640, 64]]))
+
+
+# --- After GluonCV: DIoU-NMS, Matrix NMS, the IoU-aware score ------------------------------
+
+
+def _boxes():
+    # A (score .9) and B (.8) overlap with IoU 0.5 and close centres; C (.7) overlaps A with
+    # IoU 0.5 too but sits to its side; D (.6) is of another class on top of A.
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 10.0, 10.0],
+            [0.0, 0.0, 10.0, 5.0],
+            [5.0, 0.0, 15.0, 10.0],
+            [0.0, 0.0, 10.0, 10.0],
+        ]
+    )
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    labels = torch.tensor([0, 0, 0, 1])
+    return boxes, scores, labels
+
+
+def test_diou_nms_spares_a_neighbour_whose_centre_is_far():
+    from detect_tricks.postprocess import diou_nms
+
+    boxes, scores, labels = _boxes()
+    # IoU(A, B) = 50 / 100 = 0.5; centres (5, 5), (5, 2.5): d^2 = 6.25, enclosing 10 x 10:
+    # c^2 = 200, penalty (6.25 / 200)^0.6 = 0.1249: 0.5 - 0.1249 = 0.375
+    # IoU(A, C) = 50 / 150 = 1/3; centres 5 apart: d^2 = 25, enclosing 15 x 10: c^2 = 325,
+    # penalty (25 / 325)^0.6 = 0.2148: 0.333 - 0.215 = 0.119
+    assert diou_nms(boxes, scores, labels, 0.3).tolist() == [0, 2, 3]  # B suppressed
+    assert diou_nms(boxes, scores, labels, 0.4).tolist() == [0, 1, 2, 3]  # none
+    # the plain IoU rule at 0.3 removes C as well
+    from torchvision.ops import batched_nms
+
+    assert batched_nms(boxes, scores, labels, 0.3).tolist() == [0, 3]
+
+
+def test_matrix_nms_decays_scores_linearly():
+    from detect_tricks.postprocess import matrix_nms_scores
+
+    boxes, scores, labels = _boxes()
+    decayed = matrix_nms_scores(boxes, scores, labels)
+    # A: nothing above it, 0.9. B: by A, (1 - 0.5) / (1 - 0) -> 0.8 * 0.5 = 0.4.
+    # C: by A, (1 - 1/3) / 1 = 2/3; by B (IoU(B, C) = 25 / 125 = 0.2, B's own max 0.5),
+    # (1 - 0.2) / (1 - 0.5) = 1.6; min 2/3 -> 0.7 * 2/3. D: alone in its class, 0.6.
+    torch.testing.assert_close(decayed, torch.tensor([0.9, 0.4, 0.7 * 2 / 3, 0.6]))
+
+
+def test_postprocess_with_each_method_and_the_iou_aware_score():
+    one = [0.0, 0.0, 0.0, 0.0, 3.0, 2.0, NEG]
+    for method in ("standard", "diou", "matrix"):
+        (det,) = postprocess(
+            _outputs({98: one}), ANCHORS, (8, 16, 32), (64, 64), NMSSettings(method=method)
+        )
+        torch.testing.assert_close(det["boxes"], torch.tensor([[12.0, 21.0, 28.0, 51.0]]))
+    flat = _outputs({98: [*one, 1.0]}, classes=3)  # the last "class" column is the IoU logit
+    (det,) = postprocess(flat, ANCHORS, (8, 16, 32), (64, 64), iou_aware_factor=0.4)
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    expected = sig(3.0) ** 0.6 * sig(1.0) ** 0.4 * sig(2.0)
+    torch.testing.assert_close(det["scores"], torch.tensor([expected]))
+    # grid sensitivity in decoding: alpha 2, t = 0 -> offset 0.5 as with alpha 1; t = 30
+    # -> offset 1.5, centre x (2 + 1.5) * 8 = 28
+    (det,) = postprocess(
+        _outputs({98: [30.0, 0.0, 0.0, 0.0, 3.0, 2.0, NEG]}),
+        ANCHORS,
+        (8, 16, 32),
+        (64, 64),
+        grid_alpha=2.0,
+    )
+    assert det["boxes"][0, 0].item() == pytest.approx(28 - 8)

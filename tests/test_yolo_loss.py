@@ -141,3 +141,85 @@ def test_the_loss_never_waits_for_the_device():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert got["collisions"].item() == 0.0
+
+
+# --- After GluonCV: IoU losses, grid sensitivity, IoU-aware objectness ----------------------
+
+
+def _hand_iou_terms(p, g):
+    """IoU, GIoU, DIoU and CIoU of two xyxy boxes by the papers' formulas (Rezatofighi et
+    al. 2019, eq. 1; Zheng et al. 2020, eqs. 6, 9-11), written out here."""
+    iw = max(0.0, min(p[2], g[2]) - max(p[0], g[0]))
+    ih = max(0.0, min(p[3], g[3]) - max(p[1], g[1]))
+    inter = iw * ih
+    area_p, area_g = (p[2] - p[0]) * (p[3] - p[1]), (g[2] - g[0]) * (g[3] - g[1])
+    union = area_p + area_g - inter
+    iou = inter / union
+    cw, ch = max(p[2], g[2]) - min(p[0], g[0]), max(p[3], g[3]) - min(p[1], g[1])
+    giou = iou - (cw * ch - union) / (cw * ch)
+    rho2 = ((p[0] + p[2]) / 2 - (g[0] + g[2]) / 2) ** 2 + (
+        (p[1] + p[3]) / 2 - (g[1] + g[3]) / 2
+    ) ** 2
+    c2 = cw**2 + ch**2
+    diou = iou - rho2 / c2
+    v = (
+        4
+        / math.pi**2
+        * (math.atan((g[2] - g[0]) / (g[3] - g[1])) - math.atan((p[2] - p[0]) / (p[3] - p[1]))) ** 2
+    )
+    alpha = v / (1 - iou + v)
+    ciou = diou - alpha * v
+    return {"giou": 1 - giou, "diou": 1 - diou, "ciou": 1 - ciou}
+
+
+@pytest.mark.parametrize("kind", ["giou", "diou", "ciou"])
+def test_iou_losses_match_the_papers_formulas_with_box_and_mixup_weights(kind):
+    # zero logits at index 98: centre (20, 36), size 16 x 30 -> box (12, 21, 28, 51)
+    predicted = [12.0, 21.0, 28.0, 51.0]
+    expected = _hand_iou_terms(predicted, BOX)[kind]
+    flat = torch.zeros(1, N, 7)
+    for weight in (1.0, 0.3):
+        loss = YOLOv3Loss(2, ANCHORS, ignore_iou=1.0, box_loss=kind)
+        losses = loss(_outputs(flat), [_target(weight=weight)], SIZE)
+        box_weight = 2 - 20 * 24 / 64**2
+        assert losses["loss_box"].item() == pytest.approx(
+            2.5 * expected * box_weight * weight, rel=1e-5
+        )
+        assert "loss_xy" not in losses and "loss_wh" not in losses
+        total = losses["loss_obj"] + losses["loss_box"] + losses["loss_cls"]
+        assert losses["loss"].item() == pytest.approx(total.item())
+
+
+def test_grid_sensitivity_moves_the_centre_target():
+    # BOX's centre sits at (0.5, 0.0) of its cell; with alpha 2 the BCE target is
+    # ((0.5 + 0.5) / 2, (0.0 + 0.5) / 2) = (0.5, 0.25)
+    flat = torch.zeros(1, N, 7)
+    loss = YOLOv3Loss(2, ANCHORS, ignore_iou=1.0, grid_alpha=2.0)
+    losses = loss(_outputs(flat), [_target()], SIZE)
+    box_weight = 2 - 20 * 24 / 64**2
+    bce_at_zero = LOG2  # BCE(logit 0, any target) = log 2
+    assert losses["loss_xy"].item() == pytest.approx(box_weight * 2 * bce_at_zero)
+    flat[0, 98, 1] = 3.0  # now the y term: BCE(3, 0.25) = softplus(3) - 0.25 * 3
+    losses = loss(_outputs(flat), [_target()], SIZE)
+    y_term = math.log1p(math.exp(3.0)) - 0.25 * 3.0
+    assert losses["loss_xy"].item() == pytest.approx(box_weight * (LOG2 + y_term), rel=1e-5)
+
+
+def test_iou_aware_learns_the_detached_iou_of_positives():
+    flat = torch.zeros(1, N, 8)  # 5 + 2 classes + the IoU logit
+    flat[0, 98, 7] = 1.0
+    loss = YOLOv3Loss(2, ANCHORS, ignore_iou=1.0, iou_aware=True)
+    for weight in (1.0, 0.4):
+        losses = loss(_outputs(flat), [_target(weight=weight)], SIZE)
+        # predicted (12, 21, 28, 51) vs BOX (10, 20, 30, 44): inter 16 x 23 = 368,
+        # union 480 + 480 - 368 = 592
+        iou = 368 / 592
+        bce = math.log1p(math.exp(1.0)) - iou * 1.0
+        assert losses["loss_iou"].item() == pytest.approx(bce * weight, rel=1e-5)
+        # the class term reads the two class logits, not the IoU logit
+        assert losses["loss_cls"].item() == pytest.approx(2 * LOG2 * weight)
+    flat.requires_grad_(True)
+    losses = loss(_outputs(flat), [_target()], SIZE)
+    losses["loss_iou"].backward()
+    assert flat.grad[0, 98, :4].abs().sum() == 0  # the IoU target is detached
+    assert flat.grad[0, 98, 7] != 0

@@ -46,7 +46,7 @@ def train(cfg: DetConfig, run: RunDirectory, ctx: DistContext, checkpoint: dict 
     loaders = build_loaders(
         train_set, val_set, collate_detection, cfg, ctx, build_shape_schedule(cfg)
     )
-    model = build_detector(cfg.model)
+    model = build_detector(cfg.model, cfg.tricks)
     objective = build_objective(cfg)
     parts = build_train_parts(model, objective, cfg, ctx, loaders.sampler.batches_per_epoch)
     evaluate = functools.partial(

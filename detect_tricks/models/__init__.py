@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from detect_tricks.config import COCO_ANCHORS, ClsModelConfig, DetModelConfig
+from detect_tricks.config import COCO_ANCHORS, ClsModelConfig, DetModelConfig, DetTricksConfig
 from detect_tricks.errors import ConfigError
 from detect_tricks.models.resnet import DEPTHS, VARIANTS, ResNet, resnet, resnet_name
 from detect_tricks.models.weights import load_weights, read_state_dict
-from detect_tricks.models.yolov3 import YOLOv3
+from detect_tricks.models.yolov3 import HeadOptions, YOLOv3
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +47,16 @@ def yolov3(
     num_classes: int,
     width: float = 1.0,
     anchors: list[list[list[float]]] = COCO_ANCHORS,
+    **head: Any,
 ) -> YOLOv3:
-    """YOLOv3 over the ResNet `backbone_arch` (e.g. "resnet50_d"), channels scaled by `width`.
+    """YOLOv3 over the ResNet `backbone_arch` (e.g. "resnet50_d"), channels scaled by `width`;
+    `head` passes PP-YOLO's options and the decoding to `YOLOv3`.
 
     Head channels are 512/256/128 (GluonCV's, for ResNet-50 and Darknet-53) times `width`.
     """
     backbone = CLASSIFIERS[backbone_arch](num_classes=0, width=width)
-    head = tuple(max(8, round(c * width)) for c in (512, 256, 128))
-    return YOLOv3(backbone, num_classes, head_channels=head, anchors=anchors)
+    channels = tuple(max(8, round(c * width)) for c in (512, 256, 128))
+    return YOLOv3(backbone, num_classes, head_channels=channels, anchors=anchors, **head)
 
 
 # Every YOLOv3 backbone by name: yolov3_resnet{18,34,50,101}{,_b,_c,_d}.
@@ -64,12 +67,23 @@ DETECTORS: dict[str, Callable[..., YOLOv3]] = {
 }
 
 
-def build_detector(cfg: DetModelConfig) -> YOLOv3:
-    """The detector of `model.arch`, its backbone initialised from `model.backbone_weights`
-    (a classification checkpoint of ours, or timm / torchvision ResNet weights)."""
+def build_detector(cfg: DetModelConfig, tricks: DetTricksConfig | None = None) -> YOLOv3:
+    """The detector of `model.arch` with the head switches of `tricks` (SPP, DropBlock,
+    CoordConv, IoU-aware, grid sensitivity), its backbone initialised from
+    `model.backbone_weights` (a classification checkpoint of ours, or timm / torchvision
+    ResNet weights)."""
     if cfg.arch not in DETECTORS:
         raise ConfigError(f"'model.arch' must be one of {', '.join(DETECTORS)}, got {cfg.arch!r}")
-    model = DETECTORS[cfg.arch](cfg.num_classes, width=cfg.width, anchors=cfg.anchors)
+    tricks = tricks or DetTricksConfig()
+    options = HeadOptions(tricks.spp, tricks.dropblock, tricks.coord_conv, tricks.iou_aware)
+    model = DETECTORS[cfg.arch](
+        cfg.num_classes,
+        width=cfg.width,
+        anchors=cfg.anchors,
+        options=options,
+        grid_alpha=tricks.grid_alpha,
+        iou_aware_factor=tricks.iou_aware_factor,
+    )
     if cfg.backbone_weights:
         state = read_state_dict(cfg.backbone_weights)
         load_weights(model.backbone, state, cfg.backbone_weights, skip_head=True)

@@ -130,3 +130,99 @@ def test_overfits_two_images_to_ap50_above_0_9():
         )
     stats = evaluate_results(load_ground_truth(_coco_ground_truth(targets)), results)
     assert stats["AP50"] >= 0.9, stats["table"]
+
+
+# --- PP-YOLO's head switches --------------------------------------------------------------
+
+
+def _detector(**tricks):
+    from detect_tricks.config import DetTricksConfig
+
+    cfg = DetModelConfig(arch="yolov3_resnet18_d", width=0.25, num_classes=2)
+    return build_detector(cfg, DetTricksConfig(**tricks))
+
+
+def test_all_switches_off_is_the_gluoncv_head_key_for_key():
+    torch.manual_seed(0)
+    plain = build_detector(DetModelConfig(arch="yolov3_resnet18_d", width=0.25, num_classes=2))
+    torch.manual_seed(0)
+    same = _detector()
+    assert plain.state_dict().keys() == same.state_dict().keys()
+    for name, value in plain.state_dict().items():
+        assert torch.equal(value, same.state_dict()[name]), name
+
+
+def test_spp_pools_5_9_13_on_the_deepest_level_only():
+    from detect_tricks.models.yolov3 import SpatialPyramidPooling
+
+    model = _detector(spp=True)
+    spp = [m for m in model.modules() if isinstance(m, SpatialPyramidPooling)]
+    assert len(spp) == 1 and spp[0] is model.blocks[0].body[3]
+    assert [p.kernel_size for p in spp[0].pools] == [5, 9, 13]
+    channels = model.blocks[0].body[2][0].out_channels
+    assert spp[0].conv[0].in_channels == 4 * channels and spp[0].conv[0].out_channels == channels
+    # one bright pixel: maxpool k spreads it over k x k, the identity keeps it at one
+    x = torch.zeros(1, channels, 15, 15)
+    x[0, :, 7, 7] = 1.0
+    pooled = torch.cat([x, *(pool(x) for pool in spp[0].pools)], 1)
+    assert [int(pooled[0, i * channels].sum()) for i in range(4)] == [1, 25, 81, 169]
+    assert [tuple(o.shape) for o in model.eval()(torch.randn(1, 3, 64, 64))] == [
+        (1, 3, 8, 8, 7),
+        (1, 3, 4, 4, 7),
+        (1, 3, 2, 2, 7),
+    ]
+
+
+def test_dropblock_drops_at_its_gamma_rate_in_training_only():
+    from detect_tricks.models.yolov3 import DropBlock
+
+    model = _detector(dropblock=True)
+    blocks = [m for m in model.modules() if isinstance(m, DropBlock)]
+    assert len(blocks) == 3
+    assert blocks[0] is model.blocks[0].body[4] and blocks[1] is model.blocks[1].body[2]
+    drop = DropBlock(rate=0.1, block_size=3)
+    torch.manual_seed(0)
+    x = torch.ones(400, 1, 20, 20)
+    out = drop(x)
+    # gamma = p / b^2 * HW / ((H - b + 1)(W - b + 1)) = 0.1 / 9 * 400 / 324 = 0.013717;
+    # away from the borders a pixel is dropped when any of the 9 seeds around it is:
+    # 1 - (1 - gamma)^9 = 0.1169 of the interior
+    gamma = 0.1 / 9 * 400 / 324
+    interior = (out[:, :, 2:-2, 2:-2] == 0).float().mean().item()
+    assert interior == pytest.approx(1 - (1 - gamma) ** 9, abs=0.006)
+    kept = out[out != 0]
+    assert torch.allclose(kept, kept[0].expand_as(kept))  # survivors rescaled alike
+    assert kept[0].item() == pytest.approx(1 / (1 - (out == 0).float().mean().item()), rel=1e-4)
+    drop.eval()
+    assert torch.equal(drop(x), x)  # evaluation is untouched
+    model.eval()
+    image = torch.randn(1, 3, 64, 64)
+    first, second = model(image), model(image)
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_coord_conv_joins_x_and_y_from_minus_one_to_one():
+    from detect_tricks.models.yolov3 import CoordConvBNLeaky
+
+    model = _detector(coord_conv=True)
+    coord = [m for m in model.modules() if isinstance(m, CoordConvBNLeaky)]
+    assert len(coord) == 6  # the first conv and the tip of each of the three levels
+    layer = CoordConvBNLeaky(1, 1, 1)
+    seen = {}
+    layer[0].register_forward_hook(lambda m, inputs, out: seen.update(x=inputs[0]))
+    layer(torch.zeros(2, 1, 3, 5))
+    joined = seen["x"]
+    assert joined.shape == (2, 3, 3, 5)
+    torch.testing.assert_close(joined[0, 1, 0], torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    torch.testing.assert_close(joined[1, 2, :, 4], torch.tensor([-1.0, 0.0, 1.0]))
+
+
+def test_iou_aware_adds_one_output_per_anchor_starting_at_zero():
+    model = _detector(iou_aware=True)
+    outputs = model.eval()(torch.randn(1, 3, 64, 64))
+    assert [o.shape[-1] for o in outputs] == [8, 8, 8]
+    assert model.iou_aware_factor == 0.4 and _detector().iou_aware_factor is None
+    bias = model.heads[0].bias.view(3, 8)
+    assert bias[:, 7].abs().sum() == 0 and torch.allclose(
+        bias[:, 4].sigmoid(), torch.full((3,), 0.01)
+    )

@@ -40,7 +40,21 @@ SWITCHES = {
     "sync_bn": ["train.sync_bn=true"],
     "bf16": ["train.amp=bf16"],
     "ema": ["train.ema=true"],
+    "mosaic": ["tricks.mosaic=true", "tricks.mosaic_off_epochs=0"],
+    "giou": ["tricks.box_loss=giou"],
+    "ciou": ["tricks.box_loss=ciou"],
+    "grid_sensitive": ["tricks.grid_alpha=1.05"],
+    "multi_anchor": ["tricks.assign=multi_anchor"],
+    "neighbours": ["tricks.assign=neighbours", "tricks.grid_alpha=2.0"],
+    "iou_aware": ["tricks.iou_aware=true"],
+    "spp": ["tricks.spp=true"],
+    "dropblock": ["tricks.dropblock=true"],
+    "coord_conv": ["tricks.coord_conv=true"],
+    "diou_nms": ["eval.nms=diou"],
+    "matrix_nms": ["eval.nms=matrix"],
 }
+# switches that change only the evaluation: training is exactly the baseline's
+EVALUATION_ONLY = {"diou_nms", "matrix_nms"}
 
 
 @pytest.mark.parametrize("switch", sorted(SWITCHES))
@@ -48,19 +62,22 @@ def test_each_switch_trains_two_finite_steps(switch, baseline, config_file, tmp_
     run = _train_in_process(config_file, tmp_path, SWITCHES[switch])
     steps, reference = read_jsonl(run.metrics), read_jsonl(baseline.metrics)
     assert len(steps) == 2
+    box_terms = ("loss_box",) if switch in ("giou", "ciou") else ("loss_xy", "loss_wh")
     for step in steps:
-        for key in ("loss", "loss_obj", "loss_xy", "loss_wh", "loss_cls"):
+        for key in ("loss", "loss_obj", *box_terms, "loss_cls"):
             assert math.isfinite(step[key]), key
+        assert ("loss_iou" in step) == (switch == "iou_aware")
     final, initial = load_checkpoint(run.last), load_checkpoint(baseline.last)
     if switch == "ema":  # training is untouched; the averaged copy is what changes
         averaged = final["ema"]["module"]
         assert final["ema"]["updates"] == 2
         assert any(not torch.equal(averaged[k], final["model"][k]) for k in averaged)
-    elif switch == "sync_bn":  # one CPU process: nothing to synchronise, so exactly the baseline
+    elif switch == "sync_bn" or switch in EVALUATION_ONLY:
+        # one CPU process: nothing to synchronise; NMS: not part of training
         assert all(torch.equal(final["model"][k], initial["model"][k]) for k in final["model"])
     else:
         assert any(not torch.equal(final["model"][k], initial["model"][k]) for k in final["model"])
-    if switch in ("mixup", "label_smoothing", "random_shapes", "bf16"):
+    if switch in ("mixup", "label_smoothing", "random_shapes", "bf16", "mosaic", "giou"):
         assert steps[0]["loss"] != pytest.approx(reference[0]["loss"], abs=1e-6)
     if switch == "warmup":
         assert steps[0]["lr"] == 0.0
@@ -236,3 +253,23 @@ def test_two_processes_under_torchrun(config_file, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(read_jsonl(out / "metrics.jsonl")) == 2
     assert "AP" in read_jsonl(out / "eval.jsonl")[0]
+
+
+def test_export_of_a_head_with_every_pp_yolo_switch_matches_pytorch(config_file, tmp_path):
+    """SPP, DropBlock, CoordConv and the IoU-aware output export, and the file's outputs
+    (one more per anchor) equal the PyTorch model's."""
+    pytest.importorskip("onnxruntime", reason="the optional extra 'export' is not installed")
+    switches = ["tricks.spp=true", "tricks.dropblock=true", "tricks.coord_conv=true"]
+    switches += ["tricks.iou_aware=true", "tricks.grid_alpha=1.05", "eval.nms=matrix"]
+    run = _train_in_process(config_file, tmp_path / "run", switches)
+    detector = Detector.from_checkpoint(run.best, device="cpu", score_threshold=0.0)
+    model = detector.model
+    meta = detector_metadata(model, ["red", "blue"], [1, 5], 64, detector.settings)
+    path = export_onnx(model, tmp_path / "full.onnx", 64, meta, dynamic=True)
+    exported = OnnxYOLOv3(path)
+    batch = torch.rand(2, 3, 64, 64)
+    assert [o.shape[-1] for o in exported(batch)] == [8, 8, 8]
+    assert largest_difference(model, exported, batch, dynamic=True) < 1e-4
+    from_onnx = Detector.from_onnx(path, score_threshold=0.0)
+    assert from_onnx.model.iou_aware_factor == 0.4 and from_onnx.model.grid_alpha == 1.05
+    assert from_onnx.settings.method == "matrix"

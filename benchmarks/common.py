@@ -43,7 +43,7 @@ def write_results(name: str, rows: list[dict[str, object]], notes: str = "") -> 
     (RESULTS / f"{name}.json").write_text(
         json.dumps({"machine": info, "rows": rows, "notes": notes}, indent=2) + "\n"
     )
-    header = list(rows[0])
+    header = list(dict.fromkeys(key for row in rows for key in row))  # every row's columns
     lines = [
         f"# {name}",
         "",
@@ -53,7 +53,7 @@ def write_results(name: str, rows: list[dict[str, object]], notes: str = "") -> 
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    lines += ["| " + " | ".join(_cell(row[k]) for k in header) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row.get(k, "")) for k in header) + " |" for row in rows]
     if notes:
         lines += ["", notes]
     path = RESULTS / f"{name}.md"

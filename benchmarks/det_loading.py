@@ -1,8 +1,10 @@
 """Detection training samples: milliseconds per sample on one core, and where they go.
 
-A sample is what one loader worker makes for `DetectionTrainSet`: decode, (mixup with a
-second decoded image), GluonCV's colour jitter, random expand, SSD crop, resize, flip and
-normalise. By default on the generated demo shapes (written to a temporary folder, so no
+A sample is what one loader worker makes for `DetectionTrainSet`: decode, (mosaic of four
+decoded photos, mixup with another), GluonCV's colour jitter, random expand, SSD crop,
+resize, flip and normalise; each with photos decoded per sample and with `data.cache:
+ram` (decoded and shrunk once, filled in threads before timing: its fill time and size
+are columns). By default on the generated demo shapes (written to a temporary folder, so no
 data is needed); the demo's model steps take ~10 ms per 128 px image on 2 cores, so loading
 must stay well under that to leave the cores to training. With `--ann`/`--image-dir`, on
 real photos of a COCO-format set at a GPU recipe's size, where the question is whether
@@ -31,11 +33,13 @@ import numpy as np
 import torch
 from common import write_results
 
+from detect_tricks.config import DetConfig
+from detect_tricks.config_loader import config_from_dict
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.det_transforms import ssd_crop_window
-from detect_tricks.data.detection import DetectionTrainSet
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.data.synthetic import generate
+from detect_tricks.detection import build_train_set
 
 
 def ms_per_call(function, count: int) -> float:
@@ -83,16 +87,27 @@ def main() -> None:
                 ),
             }
         ]
-        for name, expand, mixup in (
-            ("sample, GluonCV preset (expand 4x)", 4.0, None),
-            ("sample, no expand (the demo)", 1.0, None),
-            ("sample, GluonCV preset + mixup", 4.0, 1.5),
+        for name, tricks in (
+            ("GluonCV preset (expand 4x)", {}),
+            ("GluonCV preset + mixup", {"mixup": True}),
+            ("mosaic (then the colour jitter and flip)", {"mosaic": True}),
+            ("mosaic + mixup", {"mosaic": True, "mixup": True}),
         ):
-            dataset = DetectionTrainSet(
-                source, args.size, mixup_alpha=mixup, mixup_until_epoch=1, expand_ratio=expand
-            )
-            ms = ms_per_call(lambda i, d=dataset: d[SampleKey(i, i, args.size, 0)], count)
-            rows.append({"step": name, "ms_per_sample": ms})
+            for cache in ("none", "ram"):
+                cfg = config_from_dict(
+                    {"data": {"size": args.size, "cache": cache}, "tricks": tricks}, DetConfig
+                )
+                started = time.perf_counter()
+                dataset = build_train_set(cfg, source)
+                filled = time.perf_counter() - started
+                ms = ms_per_call(lambda i, d=dataset: d[SampleKey(i, i, args.size, 0)], count)
+                step = f"sample, {name}" + (", RAM cache" if cache == "ram" else "")
+                row = {"step": step, "ms_per_sample": ms}
+                if cache == "ram":
+                    cached = sum(image.nbytes for image, _ in dataset.cache.values())
+                    row["cache_MB"] = round(cached / 2**20)
+                    row["cache_fill_s"] = round(filled, 1)
+                rows.append(row)
     for row in rows:
         row["samples_per_s_per_core"] = round(1000 / row["ms_per_sample"], 1)
         row["ms_per_sample"] = round(row["ms_per_sample"], 2)

@@ -285,6 +285,10 @@ class DetDataConfig:
     # train.seed, so every config and seed of a ladder sees the same photos.
     train_subset: int | float = 0
     train_subset_seed: int = 0
+    # ram: every training photo decoded once (a JPEG much larger than training can use at
+    # a reduced size, OpenCV's IMREAD_REDUCED) and shrunk to the largest side training
+    # can use, kept in memory; none: decoded for every sample.
+    cache: Literal["none", "ram"] = "none"
 
     def __post_init__(self) -> None:
         _require(

@@ -54,7 +54,7 @@ def build_train_set(cfg: DetConfig, source: DetectionSource) -> DetectionTrainSe
     """The training samples of `source` through the config's sample operations."""
     max_side = max_photo_side(max(input_sizes(cfg)))
     pipeline = build_det_train_pipeline(cfg, max_side)
-    return DetectionTrainSet(source, pipeline, cfg.data.size, max_side)
+    return DetectionTrainSet(source, pipeline, cfg.data.size, max_side, cfg.data.cache == "ram")
 
 
 def build_shape_schedule(cfg: DetConfig) -> Callable[[int], int] | None:

@@ -323,11 +323,14 @@ class CocoDetection:
             self.report.clipped += 1
         return box
 
-    def load(self, index: int) -> tuple[np.ndarray, ImageRecord]:
-        """The RGB image of record `index` (checked against its annotated size)."""
+    def load(self, index: int, reduce: int = 1) -> tuple[np.ndarray, ImageRecord]:
+        """The RGB image of record `index` (checked against its annotated size); `reduce`
+        as in `read_rgb` (the image may then be 1/reduce of the record's size per side,
+        rounded up: scale boxes by the image's shape)."""
         record = self.records[index]
-        image = read_rgb(record.path)
-        if image.shape[:2] != (record.height, record.width):
+        image = read_rgb(record.path, reduce)
+        reduced = (-(-record.height // reduce), -(-record.width // reduce))
+        if image.shape[:2] not in ((record.height, record.width), reduced):
             raise ImageReadError(
                 f"{record.path} is {image.shape[1]}x{image.shape[0]} pixels but {self.source} "
                 f"says {record.width}x{record.height} (image id {record.image_id})"

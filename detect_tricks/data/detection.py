@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -26,6 +29,7 @@ from detect_tricks.data.det_transforms import (
     limit_size,
     to_tensors,
 )
+from detect_tricks.data.image import reduction_for
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.errors import DatasetError, ImageReadError
 
@@ -49,7 +53,7 @@ class DetectionSource(Protocol):
 
     def evaluation_ground_truth(self) -> dict: ...
 
-    def load(self, index: int) -> tuple[np.ndarray, ImageRecord]: ...
+    def load(self, index: int, reduce: int = 1) -> tuple[np.ndarray, ImageRecord]: ...
 
 
 class _SkipsUnreadable:
@@ -71,16 +75,24 @@ class _SkipsUnreadable:
             self.bad[index] = True
             logger.warning("skipping unreadable image: %s", err)
 
-    def _read(self, index: int) -> tuple[np.ndarray, Target]:
+    def _read(self, index: int, max_side: int | None = None) -> tuple[np.ndarray, Target]:
+        """The image of record `index` (or the next readable one) and its boxes; with
+        `max_side`, a JPEG much larger is decoded at a reduced size (`read_rgb`)."""
         for offset in range(len(self.source)):
             position = (index + offset) % len(self.source)
+            record = self.source.records[position]
+            reduce = reduction_for(record.width, record.height, max_side) if max_side else 1
             try:
-                image, record = self.source.load(position)
+                image, record = self.source.load(position, reduce)
             except ImageReadError as err:
                 self._mark_bad(position, err)
                 continue
+            boxes = record.boxes.copy()
+            if image.shape[:2] != (record.height, record.width):
+                h, w = image.shape[:2]
+                boxes *= np.array([w / record.width, h / record.height] * 2, np.float32)
             target = {
-                "boxes": record.boxes.copy(),
+                "boxes": boxes,
                 "labels": record.labels.copy(),
                 "weights": np.ones(len(record.boxes), np.float32),
             }
@@ -98,6 +110,7 @@ class DetectionTrainSet(_SkipsUnreadable, Dataset):
         size: the input size when the key carries none (no random shapes).
         max_side: photos are shrunk to at most this many pixels per side when read
             (`largest input size / 0.3`, the most the SSD crop can use: `limit_size`).
+        cache: keep every photo decoded and shrunk in memory (`data.cache: ram`).
     """
 
     def __init__(
@@ -106,11 +119,15 @@ class DetectionTrainSet(_SkipsUnreadable, Dataset):
         pipeline: list[SampleOperation],
         size: int,
         max_side: int,
+        cache: bool = False,
     ) -> None:
         super().__init__(source)
         self.pipeline = pipeline
         self.size = size
         self.max_side = max_side
+        self.cache: dict[int, tuple[np.ndarray, Target]] | None = None
+        if cache:
+            self.cache = self._fill_cache()
 
     def __len__(self) -> int:
         return len(self.source)
@@ -125,7 +142,39 @@ class DetectionTrainSet(_SkipsUnreadable, Dataset):
         return to_tensors(sample.image, sample.target)
 
     def _read_limited(self, index: int) -> tuple[np.ndarray, Target]:
+        if self.cache is not None and index in self.cache:
+            image, target = self.cache[index]
+            return image, {key: value.copy() for key, value in target.items()}
         return limit_size(*self._read(index), self.max_side)
+
+    def _fill_cache(self) -> dict[int, tuple[np.ndarray, Target]]:
+        """`data.cache: ram`: every photo decoded once (a large JPEG at a reduced size) and
+        shrunk to `max_side`, in threads; read-only, so that no operation can change a
+        cached photo, and shared with the loader's worker processes (filled before they
+        fork). An unreadable photo is left to `_read`'s handling."""
+
+        def decode(index: int) -> tuple[np.ndarray, Target] | None:
+            try:
+                image, target = limit_size(*self._read(index, self.max_side), self.max_side)
+            except ImageReadError:
+                return None
+            image.flags.writeable = False
+            return image, target
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            decoded = list(pool.map(decode, range(len(self.source))))
+        cache = {i: photo for i, photo in enumerate(decoded) if photo is not None}
+        megabytes = sum(image.nbytes for image, _ in cache.values()) / 2**20
+        logger.info(
+            "data.cache ram: %d photos of %s decoded at up to %d px a side, %.0f MB, in %.1f s",
+            len(cache),
+            self.source.source,
+            self.max_side,
+            megabytes,
+            time.perf_counter() - started,
+        )
+        return cache
 
     def _read_partner(self, rng: np.random.Generator) -> tuple[np.ndarray, Target]:
         return self._read_limited(int(rng.integers(len(self.source))))

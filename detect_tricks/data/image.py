@@ -65,21 +65,46 @@ def list_image_files(folder: Path) -> tuple[list[Path], Counter[str]]:
     return images, passed_over
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """The image at `path` as an (H, W, 3) uint8 RGB array."""
+REDUCED_DECODES = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+)
+
+
+def read_rgb(path: str | Path, reduce: int = 1) -> np.ndarray:
+    """The image at `path` as an (H, W, 3) uint8 RGB array; `reduce` 2, 4 or 8 decodes a
+    JPEG at that fraction of each side (libjpeg's scaled decoding, a fraction of the
+    work; the size rounds up), other formats whole."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
         raise ImageReadError(f"cannot read image {path}: {err.strerror}") from err
     if not data.size:
         raise ImageReadError(f"cannot decode image {path}: the file is empty")
+    flags = (
+        dict(REDUCED_DECODES).get(reduce, cv2.IMREAD_COLOR) if _is_jpeg(data) else cv2.IMREAD_COLOR
+    )
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        image = cv2.imdecode(data, flags)
     except cv2.error as err:  # OpenCV refuses images over its pixel limit this way
         raise ImageReadError(f"cannot decode image {path}: too large or damaged") from err
     if image is None:
         return _read_with_pillow(path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def reduction_for(width: int, height: int, max_side: int) -> int:
+    """The largest JPEG decoding reduction (1, 2, 4 or 8) that still leaves at least
+    `max_side` pixels on the longer side."""
+    for factor, _ in REDUCED_DECODES:
+        if max(width, height) >= factor * max_side:
+            return factor
+    return 1
+
+
+def _is_jpeg(data: np.ndarray) -> bool:
+    return data.size > 2 and data[0] == 0xFF and data[1] == 0xD8
 
 
 def _read_with_pillow(path: str | Path) -> np.ndarray:

@@ -147,3 +147,49 @@ def test_the_pipeline_follows_the_switches_in_order():
     both = build_det_train_pipeline(cfg, 100)
     assert [type(op) for op in both] == [Mosaic, Mixup, GluonCVTransform]
     assert both[0] == Mosaic(0.5, (0.5, 1.5), 25) and both[1] == Mixup(1.5, 10)
+
+
+@pytest.mark.parametrize(
+    "tricks", [[], ["tricks.mixup=true"], ["tricks.mosaic=true", "tricks.mixup=true"]]
+)
+def test_the_ram_cache_gives_the_same_samples_and_its_photos_stay_unwritten(source, tricks):
+    """Photos smaller than the largest side training uses are cached as decoded, so the
+    samples are those of decoding every time; the cached arrays are read-only, so an
+    operation that wrote into its input would fail here."""
+    overrides = ["train.epochs=4", "tricks.mosaic_off_epochs=1", *tricks]
+    plain_cfg = config_from_dict({"data": {"size": 128}}, DetConfig, overrides)
+    cached_cfg = config_from_dict({"data": {"size": 128, "cache": "ram"}}, DetConfig, overrides)
+    plain, cached = build_train_set(plain_cfg, source), build_train_set(cached_cfg, source)
+    assert cached.cache is not None and len(cached.cache) == len(source)
+    assert all(not image.flags.writeable for image, _ in cached.cache.values())
+    for seed in range(30):
+        key = SampleKey(seed % len(source), seed, 128, seed % 4)
+        (a, ta), (b, tb) = plain[key], cached[key]
+        assert torch.equal(a, b) and torch.equal(ta["boxes"], tb["boxes"]), seed
+
+
+def test_a_large_jpeg_is_decoded_reduced_into_the_cache_with_its_boxes_scaled(tmp_path):
+    import json
+
+    from PIL import Image
+
+    pixels = np.zeros((1600, 2400, 3), np.uint8)
+    pixels[400:800, 600:1200] = 255  # one white box
+    Image.fromarray(pixels).save(tmp_path / "big.jpg", quality=95)
+    data = {
+        "images": [{"id": 1, "file_name": "big.jpg", "width": 2400, "height": 1600}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [600, 400, 600, 400]}],
+        "categories": [{"id": 1, "name": "box"}],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(data))
+    big = CocoDetection(tmp_path / "ann.json", tmp_path)
+    cfg = config_from_dict({"data": {"size": 96, "cache": "ram"}}, DetConfig)  # max side 320
+    dataset = build_train_set(cfg, big)
+    image, target = dataset.cache[0]
+    assert max(image.shape[:2]) == 320 and image.shape[:2] == (213, 320)
+    # 2400 x 1600 decoded at a quarter (600 x 400), shrunk to 320 x 213: y scale 213 / 1600
+    np.testing.assert_allclose(target["boxes"], [[80, 53.25, 160, 106.5]], atol=0.01)
+    ys, xs = np.nonzero(image[..., 0] > 127)
+    assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == pytest.approx(
+        (80, 53, 160, 107), abs=1
+    )

@@ -45,9 +45,10 @@ def detections_to_results(
     boxes: torch.Tensor | np.ndarray,
     scores: torch.Tensor | np.ndarray,
     labels: torch.Tensor | np.ndarray,
-    category_ids: Sequence[int],
+    category_ids: Sequence[int | None],
 ) -> list[dict[str, Any]]:
-    """One image's detections (xyxy original pixels, contiguous labels) in COCO results form.
+    """One image's detections (xyxy original pixels, contiguous labels) in COCO results form;
+    a label whose category id is None (a class the ground truth lacks) is left out.
 
     Takes tensors (the training loop's output) or arrays (the Detector's output).
     """
@@ -61,6 +62,7 @@ def detections_to_results(
             "score": round(float(score), 5),
         }
         for box, score, label in zip(xywh.tolist(), scores.tolist(), labels.tolist(), strict=True)
+        if category_ids[label] is not None
     ]
 
 

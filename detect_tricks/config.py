@@ -8,6 +8,7 @@ its values in `__post_init__`, so a config built in code is checked the same way
 
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,10 +34,15 @@ class OptimConfig:
     no_bias_decay: bool = False  # Bag of Tricks §3.1: no decay on biases and norm params
 
     def __post_init__(self) -> None:
-        _require(self.lr > 0, "optim.lr", "a positive number", self.lr)
+        _require(_positive(self.lr), "optim.lr", "a positive finite number", self.lr)
         _require(self.reference_batch > 0, "optim.reference_batch", "> 0", self.reference_batch)
         _require(0 <= self.momentum < 1, "optim.momentum", "in [0, 1)", self.momentum)
-        _require(self.weight_decay >= 0, "optim.weight_decay", ">= 0", self.weight_decay)
+        _require(
+            math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+            "optim.weight_decay",
+            "a finite number >= 0",
+            self.weight_decay,
+        )
         _require(
             not self.nesterov or self.momentum > 0,
             "optim.nesterov",
@@ -63,8 +69,18 @@ class ScheduleConfig:
     power: float = 0.9  # exponent of poly
 
     def __post_init__(self) -> None:
-        _require(self.warmup_epochs >= 0, "schedule.warmup_epochs", ">= 0", self.warmup_epochs)
-        _require(self.min_lr >= 0, "schedule.min_lr", ">= 0", self.min_lr)
+        _require(
+            math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0,
+            "schedule.warmup_epochs",
+            "a finite number >= 0",
+            self.warmup_epochs,
+        )
+        _require(
+            math.isfinite(self.min_lr) and self.min_lr >= 0, "schedule.min_lr", ">= 0", self.min_lr
+        )
+        _require(_positive(self.factor), "schedule.factor", "a positive number", self.factor)
+        _require(_positive(self.power), "schedule.power", "a positive number", self.power)
+        _require(all(step >= 0 for step in self.steps), "schedule.steps", "epochs >= 0", self.steps)
         _require(
             self.steps == sorted(self.steps),
             "schedule.steps",
@@ -177,6 +193,18 @@ class ClsDataConfig:
             self.crop_area,
         )
         _require(self.eval_size > 0, "data.eval_size", "> 0", self.eval_size)
+        _require(
+            math.isfinite(self.color_jitter) and 0 <= self.color_jitter < 1,
+            "data.color_jitter",
+            "in [0, 1)",
+            self.color_jitter,
+        )
+        _require(
+            math.isfinite(self.lighting) and self.lighting >= 0,
+            "data.lighting",
+            ">= 0",
+            self.lighting,
+        )
 
 
 @dataclass
@@ -197,7 +225,7 @@ class ClsTricksConfig:
             "in [0, 1)",
             self.label_smoothing,
         )
-        _require(self.mixup_alpha > 0, "tricks.mixup_alpha", "> 0", self.mixup_alpha)
+        _require(_positive(self.mixup_alpha), "tricks.mixup_alpha", "> 0", self.mixup_alpha)
         _require(
             self.mixup_off_epochs >= 0, "tricks.mixup_off_epochs", ">= 0", self.mixup_off_epochs
         )
@@ -208,7 +236,7 @@ class ClsTricksConfig:
             self.distill_teacher,
         )
         _require(
-            self.distill_temperature > 0,
+            _positive(self.distill_temperature),
             "tricks.distill_temperature",
             "> 0",
             self.distill_temperature,
@@ -263,7 +291,11 @@ class DetModelConfig:
             len(level) == 3 and all(len(a) == 2 and min(a) > 0 for a in level)
             for level in self.anchors
         )
+        shape_ok = shape_ok and all(
+            _positive(v) for level in self.anchors for a in level for v in a
+        )
         _require(shape_ok, "model.anchors", "3 levels of 3 positive (w, h) pairs", self.anchors)
+        _require(0 < self.ignore_iou <= 1, "model.ignore_iou", "in (0, 1]", self.ignore_iou)
 
 
 @dataclass
@@ -297,7 +329,12 @@ class DetDataConfig:
             "a positive multiple of 32",
             self.size,
         )
-        _require(self.expand_ratio >= 1, "data.expand_ratio", ">= 1", self.expand_ratio)
+        _require(
+            math.isfinite(self.expand_ratio) and self.expand_ratio >= 1,
+            "data.expand_ratio",
+            "a finite number >= 1",
+            self.expand_ratio,
+        )
         subset = self.train_subset
         _require(
             (isinstance(subset, int) and subset >= 0) or 0 < subset < 1,
@@ -337,7 +374,12 @@ class DetTricksConfig:
     coord_conv: bool = False  # CoordConv on the detection blocks' first and tip convs
 
     def __post_init__(self) -> None:
-        _require(self.grid_alpha >= 1, "tricks.grid_alpha", ">= 1", self.grid_alpha)
+        _require(
+            math.isfinite(self.grid_alpha) and self.grid_alpha >= 1,
+            "tricks.grid_alpha",
+            "a finite number >= 1",
+            self.grid_alpha,
+        )
         _require(
             self.assign != "neighbours" or self.grid_alpha >= 2,
             "tricks.grid_alpha",
@@ -361,14 +403,16 @@ class DetTricksConfig:
         _require(
             self.mosaic_off_epochs >= 0, "tricks.mosaic_off_epochs", ">= 0", self.mosaic_off_epochs
         )
-        _require(self.mixup_alpha > 0, "tricks.mixup_alpha", "> 0", self.mixup_alpha)
+        _require(_positive(self.mixup_alpha), "tricks.mixup_alpha", "> 0", self.mixup_alpha)
         _require(
             self.mixup_off_epochs >= 0, "tricks.mixup_off_epochs", ">= 0", self.mixup_off_epochs
         )
         _require(
-            bool(self.random_shape_sizes) and all(s % 32 == 0 for s in self.random_shape_sizes),
+            bool(self.random_shape_sizes)
+            and min(self.random_shape_sizes) > 0
+            and all(s % 32 == 0 for s in self.random_shape_sizes),
             "tricks.random_shape_sizes",
-            "a non-empty list of multiples of 32",
+            "a non-empty list of positive multiples of 32",
             self.random_shape_sizes,
         )
         _require(
@@ -402,6 +446,11 @@ class DetEvalConfig(EvalConfig):
         super().__post_init__()
         batches = self.precise_bn_batches
         _require(batches > 0, "eval.precise_bn_batches", "> 0", batches)
+        threshold = self.score_threshold
+        _require(0 <= threshold < 1, "eval.score_threshold", "in [0, 1)", threshold)
+        _require(0 < self.nms_iou <= 1, "eval.nms_iou", "in (0, 1]", self.nms_iou)
+        _require(self.pre_nms_top_k > 0, "eval.pre_nms_top_k", "> 0", self.pre_nms_top_k)
+        _require(self.max_detections > 0, "eval.max_detections", "> 0", self.max_detections)
         _require(self.train_images >= 0, "eval.train_images", ">= 0", self.train_images)
 
 
@@ -420,6 +469,11 @@ class DetConfig:
     tricks: DetTricksConfig = field(default_factory=DetTricksConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=280, batch_size=64))
     eval: DetEvalConfig = field(default_factory=DetEvalConfig)
+
+
+def _positive(value: float) -> bool:
+    """A positive finite number (NaN and infinity fail)."""
+    return math.isfinite(value) and value > 0
 
 
 def _require(ok: bool, key: str, expected: str, value: Any) -> None:

@@ -24,9 +24,30 @@ from detect_tricks.errors import ConfigError
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-3` as a float (YAML 1.1 insists on `1.0e-3`)."""
+    """SafeLoader that reads `1e-3` as a float (YAML 1.1 insists on `1.0e-3`), only
+    `true` and `false` as booleans (YAML 1.2: `off`, `on`, `yes` and `no` stay strings,
+    so `train.amp: off` is the string it means), and refuses aliases: `*name` copies
+    what `&name` holds, and a few lines of nested aliases expand to gigabytes before
+    any key could be checked (a "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(
+                f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                "accepted in configs; write the values out"
+            )
+        return super().compose_node(parent, index)
 
 
+# YAML 1.1's implicit booleans (yes/no/on/off in any case) replaced by true/false alone.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -62,9 +83,17 @@ def load_config(path: str | Path, cls: type[C], overrides: Sequence[str] = ()) -
         raw = parse_yaml(path.read_text()) or {}
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    except (yaml.YAMLError, ConfigError) as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {yaml_problem(err)}") from None
     return config_from_dict(raw, cls, overrides, source=str(path))
+
+
+def yaml_problem(err: Exception) -> str:
+    """A YAML error on one line: where (line, column) and what."""
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {err.problem}"
+    return " ".join(str(err).split())
 
 
 def config_from_dict(
@@ -87,8 +116,8 @@ def apply_override(raw: dict[str, Any], cls: type, item: str) -> None:
     dotted, text = item.split("=", 1)
     try:
         value = parse_yaml(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{source}: the value is not valid YAML: {err}") from err
+    except (yaml.YAMLError, ConfigError) as err:
+        raise ConfigError(f"{source}: the value is not valid YAML: {yaml_problem(err)}") from None
     parts = dotted.strip().split(".")
     node, node_cls = raw, cls
     for depth, name in enumerate(parts):
@@ -231,7 +260,9 @@ def _convert(value: Any, hint: Any, key: str, source: str) -> Any:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         result = float(value) if ok else value
     elif hint is str:
-        ok = isinstance(value, str)
+        # `--set model.backbone_weights=` (or `=""` once the shell took the quotes) is empty
+        value = "" if value is None else value
+        ok, result = isinstance(value, str), value
     else:
         raise TypeError(f"config field '{key}' has an unsupported type {hint!r}")
     if not ok:

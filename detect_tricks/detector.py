@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import torch
@@ -31,7 +32,13 @@ from detect_tricks.utils.checkpoint import load_trained
 from detect_tricks.utils.distributed import resolve_device
 from detect_tricks.visualize import draw_detections, image_grid, save_rgb
 
-ImageInput = str | Path | np.ndarray
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+# What `predict` takes, as torchvision and ultralytics users pass it: a path, a PIL image,
+# an (H, W, 3) uint8 array (RGB, or BGR with bgr=True), a (3, H, W) tensor (uint8, or
+# float in [0, 1]), or a list of those.
+ImageInput = Union[str, Path, np.ndarray, torch.Tensor, "PILImage"]
 
 
 class Detector:
@@ -116,9 +123,12 @@ class Detector:
     def predict(
         self, images: ImageInput | list[ImageInput], bgr: bool = False, batch_size: int = 8
     ) -> list[dict[str, np.ndarray | list[str]]]:
-        """Per image: `boxes` (K, 4) xyxy pixels, `scores` (K,), `labels` (K,), `names`."""
-        if isinstance(images, (str, Path, np.ndarray)):
+        """Per image: `boxes` (K, 4) xyxy pixels, `scores` (K,), `labels` (K,), `names`;
+        `images` as `ImageInput` describes, one or a list (a (B, 3, H, W) tensor too)."""
+        if not isinstance(images, (list, tuple)):
             images = [images]
+        if len(images) == 1 and isinstance(images[0], torch.Tensor) and images[0].ndim == 4:
+            images = list(images[0])  # a (B, 3, H, W) batch
         found = []
         for start in range(0, len(images), batch_size):
             arrays = [self._as_rgb(im, bgr) for im in images[start : start + batch_size]]
@@ -140,13 +150,34 @@ class Detector:
 
     @staticmethod
     def _as_rgb(image: ImageInput, bgr: bool) -> np.ndarray:
-        if isinstance(image, np.ndarray):
-            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-                raise ValueError(
-                    f"images must be (H, W, 3) uint8 arrays, got {image.shape} {image.dtype}"
-                )
-            return image[..., ::-1].copy() if bgr else image
-        return read_rgb(image)
+        """`image` as an (H, W, 3) uint8 RGB array; a clear ValueError for anything else."""
+        if isinstance(image, (str, Path)):
+            return read_rgb(image)
+        if isinstance(image, torch.Tensor):
+            image = _tensor_to_array(image)
+        elif not isinstance(image, np.ndarray) and hasattr(image, "convert"):  # PIL
+            return np.asarray(image.convert("RGB"))
+        if not isinstance(image, np.ndarray):
+            raise ValueError(
+                f"predict takes paths, PIL images, (H, W, 3) uint8 arrays or (3, H, W) "
+                f"tensors, got {type(image).__name__}"
+            )
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or not image.size:
+            raise ValueError(
+                f"images must be non-empty (H, W, 3) uint8 arrays, got {image.shape} {image.dtype}"
+            )
+        return np.ascontiguousarray(image[..., ::-1]) if bgr else image
+
+
+def _tensor_to_array(image: torch.Tensor) -> np.ndarray:
+    """A (3, H, W) tensor, uint8 or float in [0, 1] (torchvision's convention), as an
+    (H, W, 3) uint8 array."""
+    if image.ndim != 3 or image.shape[0] != 3 or not image.numel():
+        raise ValueError(f"tensor images must be non-empty (3, H, W), got {tuple(image.shape)}")
+    image = image.detach().cpu()
+    if image.is_floating_point():
+        image = (image.clamp(0, 1) * 255).round()
+    return image.to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def save_prediction_grid(

@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from detect_tricks.config import ClsConfig, DetConfig
-from detect_tricks.config_loader import config_to_dict, load_config, parse_yaml
+from detect_tricks.config_loader import config_to_dict, load_config, parse_yaml, yaml_problem
 from detect_tricks.errors import ConfigError
 
 LADDER_KINDS = ("leave_one_out", "stacked", "add_one")
@@ -82,6 +84,8 @@ def load_ladder(path: str | Path) -> Ladder:
         raw = parse_yaml(path.read_text())
     except OSError as err:
         raise ConfigError(f"cannot read the ladder file {path}: {err.strerror}") from err
+    except (yaml.YAMLError, ConfigError) as err:
+        raise ConfigError(f"ladder file {path} is not valid YAML: {yaml_problem(err)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys (task, base, switches, seeds)")
     known = {"task", "base", "switches", "seeds", "set", "ladders", "metric", "all", "points"}

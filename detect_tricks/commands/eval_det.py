@@ -13,6 +13,7 @@ APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl) and per-class AP as JSON to --ou
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -28,8 +29,10 @@ from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.detection import DetectionEvalSet, collate_detection
 from detect_tricks.detection import build_sources, collect_results, nms_settings
 from detect_tricks.detector import Detector
-from detect_tricks.engine.cli import run_tool
+from detect_tricks.engine.cli import input_size, run_tool
 from detect_tricks.engine.setup import build_eval_loader, configure_device
+from detect_tricks.errors import DatasetError
+from detect_tricks.postprocess import NMS_METHODS
 from detect_tricks.utils.distributed import DistContext
 from detect_tricks.utils.progress import setup_logging
 
@@ -50,7 +53,17 @@ def parse_args() -> argparse.Namespace:
         help="with --results: leave out (and count) detections with a NaN score or box, "
         "instead of stopping at the first",
     )
-    parser.add_argument("--sizes", type=int, nargs="+", help="input sizes (default: data.size)")
+    parser.add_argument(
+        "--sizes",
+        type=input_size,
+        nargs="+",
+        help="input sizes, multiples of 32 (default: data.size)",
+    )
+    parser.add_argument(
+        "--nms",
+        choices=NMS_METHODS,
+        help="with --checkpoint: the NMS (default: eval.nms of its run)",
+    )
     parser.add_argument("--out", type=Path, help="JSON file for the stats")
     parser.add_argument("--backend", choices=BACKENDS, default="pycocotools")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -66,6 +79,34 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def categories_by_name(model_classes: list[str], source: CocoDetection) -> list[int | None]:
+    """The ground truth's category id of each of the model's classes, matched by name (not
+    by position: another file may give the same classes other ids or another order); None
+    for a class the file lacks, whose detections are left out. Categories the model does
+    not know stay in the metric as missed."""
+    by_name = dict(zip(source.class_names, source.category_ids, strict=True))
+    missing = [name for name in model_classes if name not in by_name]
+    unknown = [name for name in source.class_names if name not in model_classes]
+    if len(missing) == len(model_classes):
+        raise DatasetError(
+            f"{source.source} has none of the model's classes ({', '.join(model_classes)}); "
+            f"it has {', '.join(source.class_names)}"
+        )
+    if missing:
+        logger.warning(
+            "%s lacks the model's classes %s: their detections are left out",
+            source.source,
+            ", ".join(missing),
+        )
+    if unknown:
+        logger.warning(
+            "the model was not trained on %s of %s: they count as missed",
+            ", ".join(unknown),
+            source.source,
+        )
+    return [by_name.get(name) for name in model_classes]
+
+
 def report(title: str, stats: dict) -> None:
     logger.info("%s\n%s", title, stats["table"].rstrip())
     per_class = [f"{name} {ap:.3f}" for name, ap in stats["per_class"].items() if ap is not None]
@@ -76,26 +117,21 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, dict]:
     detector = Detector.from_checkpoint(args.checkpoint, device=args.device)
     cfg = detector.config
     if args.ann is not None:
-        source = CocoDetection(args.ann, args.images)
+        source = CocoDetection(args.ann, args.images).checked()
     else:
         _, source = build_sources(cfg.data)
-    if source.class_names != detector.class_names:
-        logger.warning(
-            "the classes of %s (%s) differ from the model's (%s)",
-            source.source,
-            source.class_names,
-            detector.class_names,
-        )
+    category_ids = categories_by_name(detector.class_names, source)
     ctx = DistContext(device=detector.device)
     configure_device(ctx.device)
     gt = load_ground_truth(source.evaluation_ground_truth(), args.backend)
+    settings = nms_settings(cfg.eval)
+    if args.nms is not None:
+        settings = dataclasses.replace(settings, method=args.nms)
     by_size = {}
     for size in args.sizes or [detector.size]:
         dataset = DetectionEvalSet(source, size)
         loader = build_eval_loader(dataset, args.batch_size, args.workers, collate_detection, ctx)
-        results = collect_results(
-            detector.model, loader, ctx, source.category_ids, nms_settings(cfg.eval)
-        )
+        results = collect_results(detector.model, loader, ctx, category_ids, settings)
         stats = evaluate_results(gt, results, args.backend, source=str(args.checkpoint))
         report(f"{args.checkpoint} at {size} px on {source.source}:", stats)
         by_size[str(size)] = stats
@@ -106,7 +142,10 @@ def run() -> None:
     args = parse_args()
     setup_logging(None, is_main=True)
     if args.results is not None:
-        gt = load_ground_truth(args.ann, args.backend)
+        # the annotations as training reads them (checked; no image is read)
+        gt = load_ground_truth(
+            CocoDetection(args.ann, None).evaluation_ground_truth(), args.backend
+        )
         results = read_results(args.results)
         stats = evaluate_results(gt, results, args.backend, str(args.results), args.skip_bad)
         report(f"{args.results} against {args.ann}:", stats)

@@ -26,7 +26,7 @@ from detect_tricks.coco_eval import detections_to_results
 from detect_tricks.data.coco import read_json
 from detect_tricks.data.image import IMAGE_EXTENSIONS, list_image_files, read_rgb
 from detect_tricks.detector import Detector
-from detect_tricks.engine.cli import run_tool
+from detect_tricks.engine.cli import input_size, probability, run_tool
 from detect_tricks.errors import DatasetError, ImageReadError, UsageError
 from detect_tricks.utils.progress import setup_logging
 from detect_tricks.visualize import draw_detections, save_rgb
@@ -183,22 +183,6 @@ def run() -> None:
         args.out,
         f" ({len(skipped)} unreadable images skipped)" if skipped else "",
     )
-
-
-def probability(text: str) -> float:
-    """An argparse type: a number in [0, 1]."""
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text}")
-    return value
-
-
-def input_size(text: str) -> int:
-    """An argparse type: a positive multiple of 32."""
-    value = int(text)
-    if value <= 0 or value % 32:
-        raise argparse.ArgumentTypeError(f"expected a positive multiple of 32, got {text}")
-    return value
 
 
 def write_results(path: Path, results: list[dict]) -> None:

@@ -87,7 +87,8 @@ class CocoDetection:
 
     Args:
         ann: the JSON file (COCO `instances_*.json` layout), or its parsed content.
-        image_dir: the folder the images' `file_name`s are relative to.
+        image_dir: the folder the images' `file_name`s are relative to; None for the
+            annotations alone (evaluating a results file: no image is read).
         skip_bad_images: skip (and count) bad entries and unreadable images.
         source: how to name `ann` in messages (default: its path).
     """
@@ -95,12 +96,12 @@ class CocoDetection:
     def __init__(
         self,
         ann: str | Path | dict[str, Any],
-        image_dir: str | Path,
+        image_dir: str | Path | None,
         skip_bad_images: bool = False,
         source: str | None = None,
     ) -> None:
         self.source = source or str(ann)
-        self.image_dir = Path(image_dir)
+        self.image_dir = Path(image_dir) if image_dir is not None else None
         self.skip_bad_images = skip_bad_images
         data = ann if isinstance(ann, dict) else read_json(ann)
         for key in ("images", "annotations", "categories"):
@@ -288,8 +289,11 @@ class CocoDetection:
                 f"height and a file_name string, but {', '.join(wrong)}"
             )
             return None
-        path = self.image_dir / entry["file_name"]
-        if not path.is_file():
+        if self.image_dir is None:
+            path = Path(entry["file_name"])
+        else:
+            path = self.image_dir / entry["file_name"]
+        if self.image_dir is not None and not path.is_file():
             self._bad(f"image {entry['id']}: file {path} does not exist")
             return None
         empty = np.zeros((0, 4), np.float32)

@@ -26,6 +26,19 @@ from detect_tricks.utils.progress import setup_logging
 
 C = TypeVar("C")
 logger = logging.getLogger(__name__)
+# What --set may change when resuming: the length, logging, checkpoints, loading and
+# evaluation; anything else would not match the saved weights, optimizer or data order.
+RESUMABLE = (
+    "train.epochs",
+    "train.workers",
+    "train.log_interval",
+    "train.checkpoint_interval",
+    "train.tensorboard",
+    "train.device",
+    "eval.interval",
+    "eval.batch_size",
+    "data.skip_bad_images",
+)
 
 
 def train_arg_parser(description: str) -> argparse.ArgumentParser:
@@ -71,6 +84,16 @@ def resolve_config(args: argparse.Namespace, cls: type[C]) -> tuple[C, Path, dic
         raise CheckpointError(f"--resume: {err}") from err
     source = f"the config stored in {last}"
     cfg = config_from_dict(checkpoint["config"], cls, args.overrides, source=source)
+    changed = config_diff(cfg, config_from_dict(checkpoint["config"], cls, source=source))
+    fixed = [key for key in changed if key not in RESUMABLE]
+    if fixed:
+        raise ConfigError(
+            f"--resume: --set changes {', '.join(fixed)}, which the saved run depends on "
+            f"(weights, optimizer state, data order); only {', '.join(RESUMABLE)} may change "
+            "on resume: start a new run (--out) to change the others"
+        )
+    if changed:
+        logger.info("Resuming with changed settings: %s", ", ".join(changed))
     if args.config is not None:
         differing = config_diff(load_config(args.config, cls, args.overrides), cfg)
         if differing:
@@ -91,13 +114,41 @@ def open_run_directory(out: Path, args: argparse.Namespace, ctx: DistContext) ->
     return run
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text}")
+    return value
+
+
+def input_size(text: str) -> int:
+    """An argparse type: a positive multiple of 32 (YOLOv3's strides)."""
+    value = int(text)
+    if value <= 0 or value % 32:
+        raise argparse.ArgumentTypeError(f"expected a positive multiple of 32, got {text}")
+    return value
+
+
+def user_message(err: BaseException) -> str:
+    """The error's own message on one line. An error raised in a DataLoader worker reaches
+    the main process as the same type with the worker's whole traceback for a message
+    ("Caught ImageReadError in DataLoader worker process 0. Original Traceback ..."): its
+    last line, less the type's name, is the message the user needs."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if f"{type(err).__name__}: " in last else last
+    return " ".join(text.split())
+
+
 def run_tool(main: Callable[[], Any]) -> None:
     """Run a tool's main; a user error prints one line naming its cause and exits 2, a
     non-finite loss exits 1 with its message."""
     try:
         main()
     except USER_ERRORS as err:
-        sys.stderr.write(f"error: {err}\n")
+        sys.stderr.write(f"error: {user_message(err)}\n")
         sys.exit(2)
     except NonFiniteLossError as err:
         sys.stderr.write(f"error: {err}\n")

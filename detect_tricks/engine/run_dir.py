@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +63,7 @@ class RunDirectory:
             return
         try:
             if overwrite and not resume:
-                for path in (
-                    self.metrics,
-                    self.evals,
-                    self.summary,
-                    self.log,
-                    self.best,
-                    self.last,
-                ):
-                    path.unlink(missing_ok=True)
+                self._clear_previous_run()
             for folder in (self.checkpoints, self.plots):
                 folder.mkdir(parents=True, exist_ok=True)
             for stale in self.checkpoints.glob(".*.tmp"):
@@ -116,6 +109,20 @@ class RunDirectory:
     def write_summary(self, summary: dict[str, Any]) -> None:
         if self.writes:
             self.summary.write_text(json.dumps(summary, indent=2) + "\n")
+
+    def _clear_previous_run(self) -> None:
+        """What a run and its tools wrote here: logs, config, checkpoints (and the files
+        exported or evaluated beside them), plots, TensorBoard events. Anything else in
+        the folder is the user's and stays."""
+        for path in (self.metrics, self.evals, self.summary, self.log, self.config):
+            path.unlink(missing_ok=True)
+        written_beside = ("*.pt", "*.onnx", "*.onnx.data", "eval_*.json")
+        for pattern in written_beside:
+            for path in self.checkpoints.glob(pattern):
+                path.unlink()
+        for path in self.plots.glob("*.png"):
+            path.unlink()
+        shutil.rmtree(self.tensorboard_dir, ignore_errors=True)
 
     def forget_after(self, iteration: int) -> None:
         """Drop log records past `iteration`: on resume they would be logged twice."""

@@ -84,11 +84,18 @@ def load_trained(
         raise CheckpointError(
             f"{path} is not a checkpoint of {tool} (its metadata has no {needs!r})"
         )
-    return TrainedModel(
-        checkpoint["config"],
-        evaluated_weights(checkpoint),
-        checkpoint.get("metadata") or {},
-    )
+    weights = evaluated_weights(checkpoint)
+    broken = [
+        name
+        for name, value in weights.items()
+        if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+    if broken:
+        raise CheckpointError(
+            f"{path} holds non-finite weights (NaN or infinity) in {len(broken)} tensors, "
+            f"first {broken[0]}: the run diverged before this checkpoint; use an earlier one"
+        )
+    return TrainedModel(checkpoint["config"], weights, checkpoint.get("metadata") or {})
 
 
 def atomic_save(obj: dict[str, Any], path: str | Path) -> None:

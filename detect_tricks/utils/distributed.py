@@ -17,6 +17,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from detect_tricks.errors import UsageError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -40,7 +42,9 @@ class DistContext:
 def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
     """`auto` picks this process's GPU when CUDA is available, else the CPU."""
     if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available here")
+        raise UsageError(
+            "the device is 'cuda' but no CUDA device is available here (use cpu or auto)"
+        )
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)

@@ -92,8 +92,6 @@ def resolve_config(args: argparse.Namespace, cls: type[C]) -> tuple[C, Path, dic
             f"(weights, optimizer state, data order); only {', '.join(RESUMABLE)} may change "
             "on resume: start a new run (--out) to change the others"
         )
-    if changed:
-        logger.info("Resuming with changed settings: %s", ", ".join(changed))
     if args.config is not None:
         differing = config_diff(load_config(args.config, cls, args.overrides), cfg)
         if differing:
@@ -110,7 +108,8 @@ def open_run_directory(out: Path, args: argparse.Namespace, ctx: DistContext) ->
     run.prepare(resume=args.resume, overwrite=args.overwrite)
     setup_logging(run.log if ctx.is_main else None, ctx.is_main)
     if args.overrides:
-        logger.info("Overrides: %s", " ".join(args.overrides))
+        said = "Resuming with changed settings" if args.resume else "Overrides"
+        logger.info("%s: %s", said, " ".join(args.overrides))
     return run
 
 

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import struct
+import subprocess
+import sys
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.detection import DetectionEvalSet
 from detect_tricks.data.image import read_rgb
 from detect_tricks.data.sampling import SampleKey
+from detect_tricks.engine.cli import user_message
 from detect_tricks.errors import ImageReadError
 from robustness.case import Case, raises
 
@@ -138,6 +145,88 @@ def skipped_in_evaluation(tmp_path: Path) -> None:
     assert meta["skipped"] and image.abs().sum() == 0 and dataset.num_skipped == 1
 
 
+def _huge_png_header(tmp_path: Path) -> Path:
+    """A valid PNG header claiming 100000 x 100000 pixels, with a tiny body."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+    path = tmp_path / "huge.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+def decodes_gif(tmp_path: Path) -> None:
+    Image.fromarray(PIXELS).save(tmp_path / "a.gif")
+    assert read_rgb(tmp_path / "a.gif").shape == (40, 60, 3)
+
+
+def reduced_jpeg(tmp_path: Path) -> None:
+    big = np.kron(PIXELS, np.ones((9, 9, 1), np.uint8))  # 360 x 540
+    Image.fromarray(big).save(tmp_path / "big.jpg", quality=95)
+    assert read_rgb(tmp_path / "big.jpg", reduce=4).shape == (90, 135, 3)
+    assert read_rgb(tmp_path / "big.jpg", reduce=8).shape == (45, 68, 3)  # rounds up
+    Image.fromarray(big).save(tmp_path / "big.png")
+    assert read_rgb(tmp_path / "big.png", reduce=4).shape == (360, 540, 3)  # whole: not a JPEG
+
+
+class _Unreadable(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> int:
+        raise ImageReadError(f"cannot decode image photo_{index}.jpg: not an image, or damaged")
+
+
+def worker_error_is_one_line(tmp_path: Path) -> None:
+    """An error in a DataLoader worker reaches the main process carrying the worker's
+    traceback; the tools print its own message alone."""
+    loader = torch.utils.data.DataLoader(_Unreadable(), batch_size=2, num_workers=2)
+    with pytest.raises(ImageReadError) as caught:
+        next(iter(loader))
+    assert "Original Traceback" in str(caught.value)  # what torch hands back
+    assert user_message(caught.value) == "cannot decode image photo_0.jpg: not an image, or damaged"
+
+
+def classification_folder_with_a_bad_file(tmp_path: Path) -> None:
+    for split in ("train", "val"):
+        for name in ("cat", "dog"):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for i in range(4):
+                Image.fromarray(PIXELS).save(folder / f"{i}.png")
+    (tmp_path / "val" / "dog" / "3.png").write_bytes(b"broken")
+    config = tmp_path / "cls.yaml"
+    config.write_text(
+        f"model: {{arch: resnet18_d, width: 0.125, num_classes: 2}}\n"
+        f"data: {{root: {tmp_path}, train_size: 32, eval_size: 32}}\n"
+        "train: {epochs: 1, batch_size: 4}\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "tools/train_cls.py",
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "dog/3.png" in lines[0] and "before training" in lines[0], lines
+
+
 CASES = [
     Case("images", "JPEG", "decoded, (40, 60, 3) uint8", decodes("jpeg", "a.jpg", (40, 60, 3), False)),
     Case("images", "PNG named .jpg", "decoded by content, pixels exact", decodes("png", "a.jpg", (40, 60, 3), True)),
@@ -159,6 +248,12 @@ CASES = [
     Case("images", "a folder named .jpg", "ImageReadError naming file and cause", fails(_folder, "Is a directory")),
     Case("images", "size differs from the COCO entry", "ImageReadError naming both sizes and the id", size_mismatch),
     Case("images", "unreadable with skip_bad_images", "black, flagged skipped, counted", skipped_in_evaluation),
+    Case("images", "GIF", "its first frame, RGB (was: passed over without a word)", decodes_gif),
+    Case("images", ".jfif (a JPEG)", "decoded", decodes("jpeg", "a.jfif", (40, 60, 3), False)),
+    Case("images", "PNG header of 100000 x 100000 px", "ImageReadError naming it (was: a cv2 assertion --skip-bad-images did not skip)", fails(_huge_png_header, "too large or damaged")),
+    Case("images", "a JPEG read at a quarter of its size", "the size rounded up; other formats whole", reduced_jpeg),
+    Case("images", "an unreadable image in a loader worker", "its own message on one line (was: 17-20 lines of worker traceback)", worker_error_is_one_line),
+    Case("images", "train_cls over a folder with a broken file", "one error line naming it, before training", classification_folder_with_a_bad_file),
 ]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.installed
 FLOOR_PINS := torch==2.11.0 torchvision==0.26.0
 
-.PHONY: setup demo test test-floor lint format bench bench-peers
+.PHONY: setup demo test test-floor lint format bench bench-peers lock wheel-check
 
 setup: $(STAMP)
 
@@ -33,12 +33,33 @@ test: $(STAMP)
 $(FLOOR_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(FLOOR_VENV)
 	$(FLOOR_PY) -m pip install --quiet --upgrade pip
-	grep -v -E '^(torch|torchvision)==' constraints.txt > $(FLOOR_VENV)/constraints.txt
+	grep -v -E -i '^(torch|torchvision|triton|nvidia-[a-z0-9-]+|cuda-[a-z-]+)==' constraints.txt > $(FLOOR_VENV)/constraints.txt
 	$(FLOOR_PY) -m pip install --quiet -c $(FLOOR_VENV)/constraints.txt $(FLOOR_PINS) -e '.[dev]'
 	touch $(FLOOR_STAMP)
 
 test-floor: $(FLOOR_STAMP)
 	$(FLOOR_PY) -m pytest -q
+
+# Regenerate constraints.txt from the tested environment: every distribution that
+# `make setup` installed, pinned (run after changing pyproject.toml's dependencies).
+lock: $(STAMP)
+	{ sed -n '1,/^$$/p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v -i '^detect[-_]tricks'; } > constraints.new
+	mv constraints.new constraints.txt
+	touch $(STAMP)
+
+# Build the wheel, install it in a fresh venv outside the checkout, and use it there:
+# what a user gets from pip, not the editable install the suite runs on. Its
+# dependencies are the tested environment's (a second multi-GB PyTorch would not fit
+# CI's disk): a .pth adds that site-packages after the venv's own, and .pth files there
+# (the editable install's finder) are not run, so the package imported is the wheel's.
+wheel-check: $(STAMP)
+	rm -rf build/wheel-check && mkdir -p build/wheel-check
+	$(PY) -m pip wheel --no-deps --quiet -w build/wheel-check .
+	$(PY) -m venv build/wheel-check/venv
+	$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > "$$(build/wheel-check/venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/tested_dependencies.pth"
+	build/wheel-check/venv/bin/python -m pip install --quiet --no-deps build/wheel-check/detect_tricks-*.whl
+	cd build/wheel-check && venv/bin/python -m detect_tricks --version && venv/bin/detect-tricks --help > /dev/null
+	cd build/wheel-check && venv/bin/python $(CURDIR)/tests/wheel_smoke.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

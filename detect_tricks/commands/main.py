@@ -13,26 +13,58 @@ import difflib
 import importlib
 import sys
 
-# command -> module; each module has `main()` and a docstring whose first line says what
-# the command does.
+from detect_tricks import __version__
+
+# command -> (module, what it does: the first line of the module's docstring, written
+# here so that `--help` imports no command and answers at once).
 COMMANDS = {
-    "train-det": "detect_tricks.commands.train_det",
-    "eval-det": "detect_tricks.commands.eval_det",
-    "infer-det": "detect_tricks.commands.infer_det",
-    "train-cls": "detect_tricks.commands.train_cls",
-    "eval-cls": "detect_tricks.commands.eval_cls",
-    "export": "detect_tricks.commands.export_det",
-    "voc2coco": "detect_tricks.commands.voc2coco",
-    "shrink-coco": "detect_tricks.commands.shrink_coco",
-    "ablate": "detect_tricks.commands.ablate",
+    "train-det": (
+        "detect_tricks.commands.train_det",
+        "Train YOLOv3 on a ResNet backbone with the Bag of Freebies switches (COCO or VOC data).",
+    ),
+    "eval-det": (
+        "detect_tricks.commands.eval_det",
+        "COCO box evaluation of a trained detector (at one or more sizes) or of a results file.",
+    ),
+    "infer-det": (
+        "detect_tricks.commands.infer_det",
+        "Detect objects in images with a trained detector; write pictures and COCO-style JSON.",
+    ),
+    "train-cls": (
+        "detect_tricks.commands.train_cls",
+        "Train a classifier with the Bag of Tricks recipe on an ImageFolder / ImageNet layout.",
+    ),
+    "eval-cls": (
+        "detect_tricks.commands.eval_cls",
+        "Evaluate a classifier trained by tools/train_cls.py: top-1, top-5 and loss.",
+    ),
+    "export": (
+        "detect_tricks.commands.export_det",
+        "Export a trained detector to ONNX and check it against PyTorch on real images.",
+    ),
+    "voc2coco": (
+        "detect_tricks.commands.voc2coco",
+        "Convert a Pascal VOC split (XML annotations) to a COCO-format JSON.",
+    ),
+    "shrink-coco": (
+        "detect_tricks.commands.shrink_coco",
+        "Copy a COCO-format set with its large photos shrunk once (faster loading, smaller set).",
+    ),
+    "ablate": (
+        "detect_tricks.commands.ablate",
+        "Run an ablation ladder: baseline, all tricks, all minus each, the stacked ladder, "
+        "per seed.",
+    ),
 }
 
 
 def usage() -> str:
-    lines = ["usage: detect-tricks <command> [arguments]   (detect-tricks <command> --help)", ""]
-    for name, module in COMMANDS.items():
-        summary = (importlib.import_module(module).__doc__ or "").strip().splitlines()[0]
-        lines.append(f"  {name:<10} {summary}")
+    lines = [
+        "usage: detect-tricks <command> [arguments]   (detect-tricks <command> --help)",
+        "       detect-tricks --version",
+        "",
+    ]
+    lines += [f"  {name:<11} {summary}" for name, (_, summary) in COMMANDS.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -42,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         (sys.stdout if argv else sys.stderr).write(usage())
         sys.exit(0 if argv else 2)
+    if argv[0] == "--version":
+        sys.stdout.write(f"detect-tricks {__version__}\n")
+        sys.exit(0)
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         close = difflib.get_close_matches(name, COMMANDS, n=1)
@@ -51,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(2)
     sys.argv = [f"detect-tricks {name}", *rest]
-    importlib.import_module(COMMANDS[name]).main()
+    importlib.import_module(COMMANDS[name][0]).main()
 
 
 if __name__ == "__main__":

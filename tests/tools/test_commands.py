@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import subprocess
 import sys
@@ -20,14 +21,43 @@ def test_help_lists_every_command_with_its_summary():
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    listed = [line.split()[0] for line in result.stdout.splitlines()[2:] if line.strip()]
+    listed = [line.split()[0] for line in result.stdout.splitlines()[3:] if line.strip()]
     assert listed == list(COMMANDS)
-    assert "train-det  Train YOLOv3 on a ResNet backbone" in result.stdout
+    assert "train-det   Train YOLOv3 on a ResNet backbone" in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_summary_is_the_first_line_of_its_modules_docstring(name):
+    module, summary = COMMANDS[name]
+    assert summary == importlib.import_module(module).__doc__.strip().splitlines()[0]
+
+
+def test_version_and_python_dash_m():
+    from detect_tricks import __version__
+
+    for launcher in (["-m", "detect_tricks"], ["-m", "detect_tricks.commands.main"]):
+        result = subprocess.run(
+            [sys.executable, *launcher, "--version"], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0 and result.stdout == f"detect-tricks {__version__}\n"
+
+
+def test_help_imports_no_command():
+    """`--help` answers at once: it imports neither torch nor any command module."""
+    code = (
+        "import sys; from detect_tricks.commands.main import usage; usage(); "
+        "heavy = ('torch', 'detect_tricks.commands.t'); "
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]", result.stdout
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_each_command_and_its_tool_answer_help(name):
-    tool = ROOT / "tools" / f"{COMMANDS[name].rsplit('.', 1)[1]}.py"
+    tool = ROOT / "tools" / f"{COMMANDS[name][0].rsplit('.', 1)[1]}.py"
     assert tool.is_file(), f"{name} has no tools/ entry point"
     by_tool = run_tool(str(tool.relative_to(ROOT)), "--help")
     by_command = subprocess.run(

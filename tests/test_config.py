@@ -77,7 +77,9 @@ def test_wrong_type_names_key_expected_type_and_value(tmp_path, text, expected):
 def test_value_checks_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="'train.batch_size' must be > 0, got 0"):
         load_config(_write(tmp_path, "train:\n  batch_size: 0\n"), ClsConfig)
-    with pytest.raises(ConfigError, match="'data.expand_ratio' must be a finite number >= 1, got 0.5"):
+    with pytest.raises(
+        ConfigError, match="'data.expand_ratio' must be a finite number >= 1, got 0.5"
+    ):
         load_config(_write(tmp_path, "data:\n  expand_ratio: 0.5\n"), DetConfig)
 
 

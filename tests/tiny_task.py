@@ -17,7 +17,12 @@ from detect_tricks.config import ClsConfig, EvalConfig, OptimConfig, ScheduleCon
 from detect_tricks.data.sampling import SampleKey, TrainBatchSampler
 from detect_tricks.engine.evaluation import Evaluation
 from detect_tricks.engine.run_dir import RunDirectory
-from detect_tricks.engine.setup import build_loader, build_train_parts, seed_everything
+from detect_tricks.engine.setup import (
+    build_loader,
+    build_train_parts,
+    configure_device,
+    seed_everything,
+)
 from detect_tricks.engine.trainer import Trainer
 from detect_tricks.utils.distributed import DistContext
 from detect_tricks.utils.progress import setup_logging
@@ -112,9 +117,12 @@ def make_trainer(
     evaluate: bool = True,
     resume: bool = False,
 ) -> tuple[Trainer, torch.utils.data.DataLoader, TrainBatchSampler]:
-    """Build the tiny run the way the tools build theirs (seed, model, parts, trainer)."""
+    """Build the tiny run the way the tools build theirs (seed, device settings, model,
+    parts, trainer): every process that trains it, this one or another, runs with the
+    same settings (the tools' `configure_device`), so that runs compare bit for bit."""
     ctx = ctx or DistContext()
     seed_everything(cfg.train.seed + ctx.rank)
+    configure_device(ctx.device)
     dataset = TinyDataset()
     sampler = TrainBatchSampler(
         len(dataset), cfg.train.batch_size, ctx.rank, ctx.world_size, cfg.train.seed

@@ -128,15 +128,13 @@ def plot_results(ladder: Ladder, results: dict[str, Any], path: Path) -> None:
     if ladder.points:
         plot_curve(ladder, results, path)
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     names = [n for n, e in results.items() if ladder.metric in e["stats"]]
     means = [results[n]["stats"][ladder.metric]["mean"] for n in names]
     stds = [results[n]["stats"][ladder.metric]["std"] for n in names]
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * len(names) + 1.5), 3.6))
+    fig = Figure(figsize=(max(4.0, 0.7 * len(names) + 1.5), 3.6))
+    ax = fig.subplots()
     special = {"baseline": "#888888", "all": "#d95f02"}
     colors = [special.get(n, "#1b9e77") for n in names]
     ax.bar(range(len(names)), means, yerr=stds, capsize=3, color=colors)
@@ -146,7 +144,6 @@ def plot_results(ladder: Ladder, results: dict[str, Any], path: Path) -> None:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_curve(ladder: Ladder, results: dict[str, Any], path: Path) -> None:

@@ -116,13 +116,13 @@ def report(title: str, stats: dict) -> None:
 def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, dict]:
     detector = Detector.from_checkpoint(args.checkpoint, device=args.device)
     cfg = detector.config
+    ctx = DistContext(device=detector.device)
+    configure_device(ctx.device)
     if args.ann is not None:
         source = CocoDetection(args.ann, args.images).checked()
     else:
         _, source = build_sources(cfg.data)
     category_ids = categories_by_name(detector.class_names, source)
-    ctx = DistContext(device=detector.device)
-    configure_device(ctx.device)
     gt = load_ground_truth(source.evaluation_ground_truth(), args.backend)
     settings = nms_settings(cfg.eval)
     if args.nms is not None:

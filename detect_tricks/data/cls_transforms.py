@@ -11,7 +11,6 @@ choice comes from the generator passed in (seeded per sample by the sampler).
 
 from __future__ import annotations
 
-import albumentations as A
 import numpy as np
 import torch
 
@@ -61,6 +60,8 @@ class ClassificationTrainTransform:
         lighting: float = 0.1,
         crop_area: tuple[float, float] = (0.08, 1.0),
     ) -> None:
+        import albumentations as A  # imported when a transform is built, not with the package
+
         steps = [
             A.RandomResizedCrop(size=(size, size), scale=tuple(crop_area), ratio=(3 / 4, 4 / 3)),
             A.HorizontalFlip(p=0.5),
@@ -83,6 +84,8 @@ class ClassificationEvalTransform:
     """The evaluation preset: short side to `size / crop_ratio`, centre crop `size`."""
 
     def __init__(self, size: int, crop_ratio: float = 0.875) -> None:
+        import albumentations as A  # imported when a transform is built, not with the package
+
         self.resize = A.Compose(
             [A.SmallestMaxSize(max_size=round(size / crop_ratio)), A.CenterCrop(size, size)]
         )

@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import albumentations as A
 import cv2
 import numpy as np
 import torch
@@ -301,6 +300,8 @@ class DetectionTrainTransform:
         max_side: int | None = None,
         hue: str = "ssd",
     ) -> None:
+        import albumentations as A  # imported when a transform is built, not with the package
+
         if hue not in HUE_MODES:
             raise ValueError(f"hue must be one of {HUE_MODES}, got {hue!r}")
         self.expand_ratio = expand_ratio

@@ -1,13 +1,12 @@
-"""Training curves drawn from a run's `metrics.jsonl` and `eval.jsonl`, as PNG files."""
+"""Training curves drawn from a run's `metrics.jsonl` and `eval.jsonl`, as PNG files.
+
+Drawn on `matplotlib.figure.Figure` objects, which need no backend: the user's own
+matplotlib backend (a notebook's, an interactive one) is left as it is.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
 
@@ -42,7 +41,10 @@ def _plot(
     x_label: str = "iteration",
     log_y: bool = False,
 ) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    from matplotlib.figure import Figure  # drawing only: not imported with the package
+
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    ax = fig.subplots()
     for key in keys:
         ax.plot(
             xs,
@@ -59,5 +61,4 @@ def _plot(
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path

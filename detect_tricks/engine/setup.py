@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -41,11 +42,18 @@ def seed_everything(seed: int) -> None:
 
 
 def configure_device(device: torch.device) -> None:
-    """CPU: flush denormal floats to zero, and warn when the cores are already busy.
+    """A tool process's compute settings, before it reads any data: OpenCV single-threaded
+    (loading is parallel across DataLoader workers instead, and OpenCV's thread pool is
+    not fork-safe: a worker forked after the parent used the pool deadlocks on its first
+    OpenCV call); on the CPU, denormal floats flushed to zero, and a warning when the
+    cores are already busy.
 
     Random-init training with BCE losses produced denormals on this machine's CPU and
     made some steps 10x slower (docs/design.md §6); flushing them costs no accuracy.
+    Set here, in the tools, not when the package is imported: a user of the Python API
+    keeps their own OpenCV and torch settings.
     """
+    cv2.setNumThreads(1)
     if device.type == "cpu":
         torch.set_flush_denormal(True)
         if hasattr(os, "getloadavg"):

@@ -4,6 +4,7 @@ nothing hangs, and the message says where things stand."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,7 +66,8 @@ def dead_rank_does_not_hang(tmp_path: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode != 0
-    assert "exitcode  : 3" in result.stderr  # torchrun names the rank that died, and how
+    # torchrun names the rank that died and its exit status (the layout varies by version)
+    assert re.search(r"exit\s*code\W*3\b", result.stderr, re.I), result.stderr[-2000:]
     assert time.monotonic() - started < 180
 
 

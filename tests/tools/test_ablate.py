@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -229,23 +230,36 @@ def test_a_runner_stopped_by_sigterm_stops_its_training_and_starts_no_more(confi
         ladders="[]",
     )
     out = tmp_path / "stopped"
-    runner = subprocess.Popen(
-        [sys.executable, "tools/ablate.py", str(ladder), "--out", str(out)],
-        cwd=ROOT,
-        env=tool_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    first = out / "baseline" / "seed0"
-    deadline = time.monotonic() + 120
-    while not (first / "checkpoints" / "last.pt").is_file():  # trained past its first epoch
-        assert runner.poll() is None and time.monotonic() < deadline, runner.stdout.read()
-        time.sleep(0.5)
-    assert len(_processes_mentioning(str(first))) == 1  # the training, started by the runner
-    runner.send_signal(signal.SIGTERM)
-    output, _ = runner.communicate(timeout=120)
-    assert runner.returncode == 143, output
+    log = tmp_path / "runner.log"
+    # Output to a file (read with a bound, never waiting on the runner) and a session of
+    # its own, so that a failure here kills the runner and its trainings, not waits for
+    # a 500-epoch ladder.
+    with open(log, "w") as output_file:
+        runner = subprocess.Popen(
+            [sys.executable, "tools/ablate.py", str(ladder), "--out", str(out)],
+            cwd=ROOT,
+            env=tool_environment(),
+            stdout=output_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        first = out / "baseline" / "seed0"
+        deadline = time.monotonic() + 120
+        while not (first / "checkpoints" / "last.pt").is_file():  # past its first epoch
+            alive = runner.poll() is None and time.monotonic() < deadline
+            assert alive, log.read_text()[-3000:]
+            time.sleep(0.5)
+        assert len(_processes_mentioning(str(first))) == 1  # the training the runner started
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=120)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait(timeout=30)
+    output = log.read_text()
+    assert runner.returncode == 143, output[-3000:]
     assert "the same command resumes the ladder" in output
     assert _processes_mentioning(str(out)) == []  # nothing left training behind it
     started = [str(p.relative_to(out)) for p in out.glob("*/seed*")]

@@ -175,19 +175,40 @@ def evaluate_results(
             "table": "no detections: every stat is 0",
         }
     _, eval_cls = _backend(backend)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(io.StringIO()):
         detections = gt.loadRes(results)
         evaluator = eval_cls(gt, detections, "bbox")
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
     stats = {name: float(value) for name, value in zip(STAT_NAMES, evaluator.stats, strict=True)}
-    return {
-        **stats,
-        "per_class": _per_class_ap(evaluator, category_names),
-        "table": printed.getvalue(),
-    }
+    return {**stats, "per_class": _per_class_ap(evaluator, category_names), "table": table(stats)}
+
+
+# COCOeval's summary lines, in the order of STAT_NAMES: (AP or AR, IoU, area, maxDets).
+SUMMARY_LINES = [
+    ("Average Precision  (AP)", "0.50:0.95", "all", 100),
+    ("Average Precision  (AP)", "0.50", "all", 100),
+    ("Average Precision  (AP)", "0.75", "all", 100),
+    ("Average Precision  (AP)", "0.50:0.95", "small", 100),
+    ("Average Precision  (AP)", "0.50:0.95", "medium", 100),
+    ("Average Precision  (AP)", "0.50:0.95", "large", 100),
+    ("Average Recall     (AR)", "0.50:0.95", "all", 1),
+    ("Average Recall     (AR)", "0.50:0.95", "all", 10),
+    ("Average Recall     (AR)", "0.50:0.95", "all", 100),
+    ("Average Recall     (AR)", "0.50:0.95", "small", 100),
+    ("Average Recall     (AR)", "0.50:0.95", "medium", 100),
+    ("Average Recall     (AR)", "0.50:0.95", "large", 100),
+]
+
+
+def table(stats: dict[str, float]) -> str:
+    """The twelve stats as COCOeval's `summarize` prints them, whatever the backend (the
+    faster_coco_eval backend logs its summary instead of printing it)."""
+    return "".join(
+        f" {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={dets:>3d} ] = {stats[name]:0.3f}\n"
+        for (kind, iou, area, dets), name in zip(SUMMARY_LINES, STAT_NAMES, strict=True)
+    )
 
 
 def _per_class_ap(evaluator: Any, names: dict[int, str]) -> dict[str, float | None]:

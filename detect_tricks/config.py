@@ -281,7 +281,10 @@ class DetModelConfig:
     width: float = 1.0  # channel multiplier of backbone and head (small CPU models)
     num_classes: int = 80
     anchors: list[list[list[float]]] = field(default_factory=lambda: COCO_ANCHORS)
-    backbone_weights: str = ""  # a classification checkpoint of ours, timm or torchvision
+    # a classification checkpoint of ours, a timm or torchvision file, or a name:
+    # timm/<model>.<tag> or torchvision/<model> (from that library's cache or download)
+    backbone_weights: str = ""
+    init_from: str = ""  # a detector checkpoint to fine-tune from (matching weights)
     ignore_iou: float = 0.7  # predictions overlapping a ground truth more are not negatives
 
     def __post_init__(self) -> None:

@@ -91,7 +91,7 @@ class Detector:
         trained = load_trained(path, "tools/train_det.py", needs="class_names")
         metadata = trained.metadata
         cfg = config_from_dict(trained.config, DetConfig, source=f"the config in {path}")
-        cfg.model.backbone_weights = ""
+        cfg.model.backbone_weights = cfg.model.init_from = ""  # the checkpoint holds them
         model = build_detector(cfg.model, cfg.tricks)
         load_weights(model, trained.weights, str(path))
         settings = nms_settings(cfg.eval)

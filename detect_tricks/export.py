@@ -54,19 +54,21 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().to("cpu")
     example = torch.zeros(1, 3, size, size)
-    axes = None
-    if dynamic:
-        axes = {"images": {0: "batch", 2: "height", 3: "width"}}
-        axes.update({name: {0: "batch", 2: f"h{name}", 3: f"w{name}"} for name in OUTPUT_NAMES})
+    shapes = None
+    if dynamic:  # batch, height and width free; the exporter infers how they relate
+        auto = torch.export.Dim.AUTO
+        shapes = {"images": {0: auto, 2: auto, 3: auto}}
     torch.onnx.export(
         model,
         (example,),
         str(path),
         input_names=["images"],
         output_names=OUTPUT_NAMES,
-        dynamic_axes=axes,
+        dynamic_shapes=shapes,
         opset_version=OPSET,
         dynamo=True,
+        external_data=False,  # one file: no stray <name>.onnx.data beside it
+        verbose=False,
     )
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()

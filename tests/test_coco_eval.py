@@ -104,3 +104,29 @@ def test_a_nan_score_in_the_reference_results_is_caught_not_evaluated(tmp_path):
     gt = load_ground_truth(FIXTURES / "instances_val2014_100.json")
     with pytest.raises(DatasetError, match="result 0 has score nan"):
         evaluate_results(gt, results, source="fake.json")
+
+
+@needs_shared_data("coco_eval_fixtures")
+def test_both_backends_print_cocoevals_table():
+    """faster_coco_eval logs its summary instead of printing it: the table is ours, the
+    same lines pycocotools prints."""
+    pytest.importorskip("faster_coco_eval")
+    import contextlib
+    import io
+
+    from pycocotools.cocoeval import COCOeval
+
+    gt = load_ground_truth(FIXTURES / "instances_val2014_100.json")
+    results = read_results(FIXTURES / "instances_val2014_fakebbox100_results.json")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        evaluator = COCOeval(gt, gt.loadRes(results), "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    reference = [line for line in printed.getvalue().splitlines() if line.startswith(" Average")]
+    for backend in ("pycocotools", "faster_coco_eval"):
+        table = evaluate_results(
+            load_ground_truth(FIXTURES / "instances_val2014_100.json", backend), results, backend
+        )["table"]
+        assert table.splitlines() == reference, backend

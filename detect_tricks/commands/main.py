@@ -46,6 +46,10 @@ COMMANDS = {
         "detect_tricks.commands.voc2coco",
         "Convert a Pascal VOC split (XML annotations) to a COCO-format JSON.",
     ),
+    "yolo2coco": (
+        "detect_tricks.commands.yolo2coco",
+        "Convert a split in YOLO txt labels (ultralytics, darknet) to a COCO-format JSON.",
+    ),
     "shrink-coco": (
         "detect_tricks.commands.shrink_coco",
         "Copy a COCO-format set with its large photos shrunk once (faster loading, smaller set).",

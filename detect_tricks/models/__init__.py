@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from detect_tricks.config import COCO_ANCHORS, ClsModelConfig, DetModelConfig, DetTricksConfig
-from detect_tricks.errors import ConfigError
+from detect_tricks.errors import ConfigError, WeightsError
 from detect_tricks.models.resnet import DEPTHS, VARIANTS, ResNet, resnet, resnet_name
-from detect_tricks.models.weights import load_weights, read_state_dict
+from detect_tricks.models.weights import load_weights, read_state_dict, resolve_weights
 from detect_tricks.models.yolov3 import HeadOptions, YOLOv3
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def build_classifier(cfg: ClsModelConfig) -> ResNet:
         num_classes=cfg.num_classes, width=cfg.width, zero_gamma=cfg.zero_gamma
     )
     if cfg.weights:
-        state = read_state_dict(cfg.weights)
+        state = read_state_dict(resolve_weights(cfg.weights, "model.weights"))
         head = state.get("fc.weight")
         skip_head = head is None or head.shape != model.fc.weight.shape
         load_weights(model, state, cfg.weights, skip_head=skip_head)
@@ -85,7 +86,35 @@ def build_detector(cfg: DetModelConfig, tricks: DetTricksConfig | None = None) -
         iou_aware_factor=tricks.iou_aware_factor,
     )
     if cfg.backbone_weights:
-        state = read_state_dict(cfg.backbone_weights)
-        load_weights(model.backbone, state, cfg.backbone_weights, skip_head=True)
-        logger.info("backbone initialised from %s", cfg.backbone_weights)
+        path = resolve_weights(cfg.backbone_weights, "model.backbone_weights")
+        state = read_state_dict(path)
+        if any(k.startswith("backbone.") for k in state):
+            raise WeightsError(
+                f"'model.backbone_weights': {path} holds a whole detector, not a backbone; "
+                "start from a trained detector with model.init_from instead"
+            )
+        load_weights(model.backbone, state, str(path), skip_head=True)
+        logger.info("backbone initialised from %s", path)
+    if cfg.init_from:
+        init_from_detector(model, resolve_weights(cfg.init_from, "model.init_from"))
     return model
+
+
+def init_from_detector(model: YOLOv3, path: Path) -> None:
+    """Fine-tuning: every weight of the detector checkpoint at `path` whose name and shape
+    fit `model`; the output convs of another number of classes (or head switches) stay
+    freshly initialised, and the log says which."""
+    state = read_state_dict(path)
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    if not any(k.startswith("backbone.") for k in fitting):
+        raise WeightsError(f"'model.init_from': {path} is not a detector of this architecture")
+    model.load_state_dict(fitting, strict=False)
+    fresh = sorted(own.keys() - fitting.keys())
+    logger.info(
+        "initialised from the detector %s: %d of %d tensors%s",
+        path,
+        len(fitting),
+        len(own),
+        f"; freshly initialised (other classes or head): {', '.join(fresh)}" if fresh else "",
+    )

@@ -99,3 +99,72 @@ def _listing(kind: str, items: list[str]) -> str:
 def load_weights_file(model: nn.Module, path: str | Path, skip_head: bool = False) -> None:
     """`read_state_dict` + `load_weights`."""
     load_weights(model, read_state_dict(path), str(path), skip_head=skip_head)
+
+
+NAMED_SOURCES = ("timm/", "torchvision/")
+
+
+def resolve_weights(spec: str, key: str) -> Path:
+    """The weight file that `spec` names: a path, or `timm/<model>.<tag>` (e.g.
+    `timm/resnet50d.ra2_in1k`) or `torchvision/<model>` (its default ImageNet weights),
+    taken from that library's download cache, downloaded there when the network allows;
+    offline, one error naming the file to fetch and where it goes. `key` names the config
+    key in messages."""
+    if not spec.startswith(NAMED_SOURCES):
+        path = Path(spec)
+        if not path.is_file():
+            raise WeightsError(f"'{key}': no weight file at {path}{_how_to_make(path, key)}")
+        return path
+    library, name = spec.split("/", 1)
+    try:
+        return _torchvision_file(name) if library == "torchvision" else _timm_file(name)
+    except ImportError as err:
+        raise WeightsError(f"'{key}': {spec} needs {library} installed ({err})") from None
+
+
+def _how_to_make(path: Path, key: str) -> str:
+    """For a run's checkpoint of a committed config: the command that makes it."""
+    parts = path.parts
+    if len(parts) >= 4 and parts[0] == "runs" and parts[2] == "checkpoints":
+        config = Path("configs") / "cls" / f"{parts[1]}.yaml"
+        if config.is_file():
+            return (
+                f"; it is the classifier that `python tools/train_cls.py --config {config}` "
+                f"trains (its config header gives the time), or start from scratch with "
+                f"--set {key}="
+            )
+    return f"; or start from scratch with --set {key}="
+
+
+def _torchvision_file(name: str) -> Path:
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not target.is_file():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(weights.url, str(target), progress=False)
+        except OSError as err:
+            raise WeightsError(
+                f"torchvision/{name}: cannot download {weights.url} ({err}); fetch it and "
+                f"put it at {target}"
+            ) from None
+    return target
+
+
+def _timm_file(name: str) -> Path:
+    import timm
+    from huggingface_hub import hf_hub_download
+
+    config = timm.models.get_pretrained_cfg(name)
+    if config is None or not config.hf_hub_id:
+        raise WeightsError(f"timm/{name}: timm knows no pretrained weights of that name")
+    try:
+        return Path(hf_hub_download(config.hf_hub_id, "model.safetensors"))
+    except Exception as err:  # offline, no cache entry: huggingface_hub's errors vary by version
+        url = f"https://huggingface.co/{config.hf_hub_id}/resolve/main/model.safetensors"
+        raise WeightsError(
+            f"timm/{name}: not in the Hugging Face cache and cannot be downloaded "
+            f"({type(err).__name__}); fetch {url} and give its path as the weights"
+        ) from None

@@ -214,6 +214,8 @@ def test_export_to_onnx_matches_pytorch_and_predicts_the_same(baseline, coco, tm
     assert result.returncode == 0, result.stderr[-2000:]
     reported = float(result.stdout.split("differ from PyTorch's by at most ")[1].split()[0])
     assert reported < 1e-4  # the README's stated tolerance
+    assert not out.with_name(out.name + ".data").exists()  # one file, no stray weights beside
+    assert "dynamic_axes" not in result.stderr  # the exporter's deprecation warning
 
     from_torch = Detector.from_checkpoint(baseline.best, device="cpu", score_threshold=0.0)
     from_onnx = Detector.from_onnx(out, score_threshold=0.0)

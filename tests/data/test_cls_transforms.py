@@ -32,12 +32,29 @@ def test_train_preset_shape_and_determinism(image):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+# Written out here, from their sources, not read from the module under test: ImageNet's
+# channel statistics (torchvision, timm) and the PCA of its RGB pixels (Krizhevsky et al.
+# 2012; fb.resnet.torch's and GluonCV's RandomLighting).
+MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+EIGVAL = np.array([0.2175, 0.0188, 0.0045])
+EIGVEC = np.array(
+    [[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]]
+)
+
+
+def test_the_constants_are_the_sources():
+    np.testing.assert_allclose(IMAGENET_MEAN, MEAN, atol=1e-7)
+    np.testing.assert_allclose(IMAGENET_STD, STD, atol=1e-7)
+    np.testing.assert_allclose(PCA_EIGVAL, EIGVAL, atol=1e-7)
+    np.testing.assert_allclose(PCA_EIGVEC, EIGVEC, atol=1e-7)
+
+
 def test_pca_lighting_adds_the_same_rgb_offset_to_every_pixel():
     image = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
     offset = pca_lighting_offset(0.1, np.random.default_rng(1))
-    alpha = np.random.default_rng(1).normal(0.0, 0.1, size=3).astype(np.float32)
-    np.testing.assert_allclose(offset, PCA_EIGVEC @ (alpha * PCA_EIGVAL), atol=1e-7)
-    expected = (image / 255.0 + offset - IMAGENET_MEAN) / IMAGENET_STD
+    alpha = np.random.default_rng(1).normal(0.0, 0.1, size=3)
+    np.testing.assert_allclose(offset, EIGVEC @ (alpha * EIGVAL), atol=1e-6)
+    expected = (image / 255.0 + offset - MEAN) / STD
     out = to_normalized_tensor(image, offset)
     assert out.shape == (3, 4, 5) and out.dtype == torch.float32 and out.is_contiguous()
     np.testing.assert_allclose(out.numpy(), expected.transpose(2, 0, 1), atol=1e-5)
@@ -46,8 +63,8 @@ def test_pca_lighting_adds_the_same_rgb_offset_to_every_pixel():
 def test_normalising_a_uint8_image_uses_the_imagenet_statistics():
     image = np.array([[[0, 255, 128]]], np.uint8)
     out = to_normalized_tensor(image).flatten().numpy()
-    expected = (np.array([0, 1, 128 / 255]) - IMAGENET_MEAN) / IMAGENET_STD
-    np.testing.assert_allclose(out, expected, atol=1e-6)  # -2.118, 2.429, 0.009
+    # (0 - .485) / .229, (1 - .456) / .224, (128 / 255 - .406) / .225
+    np.testing.assert_allclose(out, [-2.1179039, 2.4285715, 0.4264923], atol=1e-6)
 
 
 def test_eval_preset_resizes_the_short_side_then_centre_crops(image):

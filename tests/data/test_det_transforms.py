@@ -294,7 +294,12 @@ def test_expand_ratio_one_never_expands(monkeypatch):
         DetectionTrainTransform(expand_ratio=1.0)(image, target, 64, np.random.default_rng(seed))
 
 
+# GluonCV's RGB -> YIQ matrix (data/transforms/experimental/image.py), written out here.
+YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]])
+
+
 def test_gluoncv_hue_rotation_keeps_luma_and_turns_chroma_by_the_angle():
+    np.testing.assert_allclose(RGB_TO_YIQ, YIQ)
     rng = np.random.default_rng(0)
     image = rng.integers(90, 170, (16, 16, 3), dtype=np.uint8)  # chroma too small to clip
     for angle in (0.0, 0.7, -2.0, np.pi):
@@ -302,8 +307,8 @@ def test_gluoncv_hue_rotation_keeps_luma_and_turns_chroma_by_the_angle():
         turn = np.array(
             [[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]]
         )
-        yiq_in = image.reshape(-1, 3) @ RGB_TO_YIQ.T
-        yiq_out = out.reshape(-1, 3).astype(np.float64) @ RGB_TO_YIQ.T
+        yiq_in = image.reshape(-1, 3) @ YIQ.T
+        yiq_out = out.reshape(-1, 3).astype(np.float64) @ YIQ.T
         # GluonCV's three-decimal matrices are inverses to about 1e-3: a unit of rounding
         np.testing.assert_allclose(yiq_out[:, 0], yiq_in[:, 0], atol=2.0)  # luma kept
         np.testing.assert_allclose(yiq_out[:, 1:], yiq_in[:, 1:] @ turn[1:, 1:].T, atol=2.5)

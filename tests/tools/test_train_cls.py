@@ -172,4 +172,17 @@ def test_two_processes_under_torchrun(config_file, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(read_jsonl(out / "metrics.jsonl")) == 2  # rank 0 alone wrote 2 steps
-    assert read_jsonl(out / "eval.jsonl")[0]["top1"] >= 0
+    # the two processes' gathered evaluation equals one process evaluating the weights
+    alone = run_tool(
+        "tools/eval_cls.py",
+        "--checkpoint",
+        str(out / "checkpoints" / "last.pt"),
+        "--out",
+        str(tmp_path / "alone.json"),
+    )
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    single = json.loads((tmp_path / "alone.json").read_text())
+    gathered = read_jsonl(out / "eval.jsonl")[-1]
+    assert single["top1"] == pytest.approx(gathered["top1"]) and single["top5"] == pytest.approx(
+        gathered["top5"]
+    )

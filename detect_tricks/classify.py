@@ -109,7 +109,7 @@ def load_trained_classifier(path: str | Path) -> tuple[ResNet, ClsConfig, dict[s
 
     The evaluated weights are loaded: the EMA when the run had one.
     """
-    trained = load_trained(path, "tools/train_cls.py", needs="classes")
+    trained = load_trained(path, "cls")
     cfg = config_from_dict(trained.config, ClsConfig, source=f"the config in {path}")
     cfg.model.weights = ""
     model = build_classifier(cfg.model)

@@ -17,17 +17,16 @@ from torch import nn
 
 from detect_tricks.coco_eval import detections_to_results, evaluate_results, load_ground_truth
 from detect_tricks.config import DetConfig, DetDataConfig, DetEvalConfig
-from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.det_pipeline import build_det_train_pipeline
 from detect_tricks.data.detection import (
     DetectionEvalSet,
-    DetectionSource,
     DetectionTrainSet,
     collate_detection,
     max_photo_side,
 )
+from detect_tricks.data.records import DetectionSource
 from detect_tricks.data.sampling import fixed_subset, random_shape_schedule, spread_indices
-from detect_tricks.data.voc import read_voc
+from detect_tricks.data.sources import read_sources
 from detect_tricks.engine.precise_bn import PreciseBN
 from detect_tricks.engine.setup import build_eval_loader, resolve_workers
 from detect_tricks.losses import YOLOv3Loss
@@ -70,7 +69,7 @@ def build_shape_schedule(cfg: DetConfig) -> Callable[[int], int] | None:
 def build_sources(cfg: DetDataConfig) -> tuple[DetectionSource, DetectionSource]:
     """The training (`data.train_subset` of it) and validation annotation readers of
     `data.format`, every image checked once before training."""
-    train, val = _read_sources(cfg)
+    train, val = read_sources(cfg)
     train, val = train.checked(), val.checked()
     if cfg.train_subset:
         total = len(train)
@@ -83,33 +82,6 @@ def build_sources(cfg: DetDataConfig) -> tuple[DetectionSource, DetectionSource]
             train.source,
             cfg.train_subset_seed,
         )
-    return train, val
-
-
-def _read_sources(cfg: DetDataConfig) -> tuple[DetectionSource, DetectionSource]:
-    if cfg.format == "coco":
-        train = CocoDetection(cfg.train_ann, cfg.train_images, cfg.skip_bad_images)
-        val = CocoDetection(cfg.val_ann, cfg.val_images, cfg.skip_bad_images)
-        if val.class_names != train.class_names:
-            logger.warning(
-                "%s and %s list different categories; labels follow the training file",
-                cfg.train_ann,
-                cfg.val_ann,
-            )
-        return train, val
-    train = read_voc(
-        cfg.train_images,
-        cfg.train_ann,
-        use_difficult=cfg.voc_use_difficult,
-        skip_bad_images=cfg.skip_bad_images,
-    )
-    val = read_voc(
-        cfg.val_images,
-        cfg.val_ann,
-        classes=train.class_names,
-        use_difficult=cfg.voc_use_difficult,
-        skip_bad_images=cfg.skip_bad_images,
-    )
     return train, val
 
 

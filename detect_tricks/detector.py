@@ -21,8 +21,8 @@ import torch
 from detect_tricks.config import DetConfig
 from detect_tricks.config_loader import config_from_dict
 from detect_tricks.data.det_transforms import DetectionEvalTransform
-from detect_tricks.data.detection import DetectionSource
 from detect_tricks.data.image import read_rgb
+from detect_tricks.data.records import DetectionSource
 from detect_tricks.detection import detect_batch, nms_settings
 from detect_tricks.models import build_detector
 from detect_tricks.models.weights import load_weights
@@ -88,7 +88,7 @@ class Detector:
             size: input size (default: the training config's `data.size`).
             score_threshold: keep detections above it (default: `eval.score_threshold`).
         """
-        trained = load_trained(path, "tools/train_det.py", needs="class_names")
+        trained = load_trained(path, "det")
         metadata = trained.metadata
         cfg = config_from_dict(trained.config, DetConfig, source=f"the config in {path}")
         cfg.model.backbone_weights = cfg.model.init_from = ""  # the checkpoint holds them

@@ -17,7 +17,7 @@ LAYERS = [
     ("utilities", ["utils"]),
     ("data, models and their math", ["data", "models", *STEP_MATH]),
     ("the training engine", ["engine"]),
-    ("the two tasks and the user API", ["classify", "detection", "detector", "export"]),
+    ("the two tasks and the user API", ["classify", "detection", "detector", "export", "tasks"]),
     ("tools", ["commands", "ablation", "__main__"]),
 ]
 LAYER_OF = {name: rank for rank, (_, names) in enumerate(LAYERS) for name in names}

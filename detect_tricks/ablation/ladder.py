@@ -30,16 +30,13 @@ from typing import Any
 
 import yaml
 
-from detect_tricks.config import ClsConfig, DetConfig
 from detect_tricks.config_loader import config_to_dict, load_config, parse_yaml, yaml_problem
 from detect_tricks.errors import ConfigError
+from detect_tricks.tasks import TASKS
 
 LADDER_KINDS = ("leave_one_out", "stacked", "add_one")
 REFERENCES = ("baseline", "all")  # the runs every difference is taken from
 DEFAULT_KINDS = ("leave_one_out", "stacked")  # the papers' tables
-METRICS = {"det": ("AP", "AP50", "AP75"), "cls": ("top1", "top5")}
-TOOLS = {"det": "detect_tricks.commands.train_det", "cls": "detect_tricks.commands.train_cls"}
-CONFIG_CLASSES = {"det": DetConfig, "cls": ClsConfig}
 
 
 @dataclass(frozen=True)
@@ -65,7 +62,7 @@ class Ladder:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return METRICS[self.task]
+        return TASKS[self.task].metric_names
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,7 @@ def load_ladder(path: str | Path) -> Ladder:
             raise ConfigError(f"{path}: '{key}' expects {expected}, got {raw.get(key)!r}")
 
     task = raw.get("task")
-    need(task in METRICS, "task", "det or cls")
+    need(task in TASKS, "task", " or ".join(TASKS))
     need(isinstance(raw.get("base"), str), "base", "the path of a config file")
     switches = raw.get("switches")
     need(isinstance(switches, dict) and bool(switches), "switches", "a mapping name -> overrides")
@@ -118,8 +115,9 @@ def load_ladder(path: str | Path) -> Ladder:
     need(isinstance(common, list) and all(isinstance(o, str) for o in common), "set", "a list")
     kinds = raw.get("ladders", list(DEFAULT_KINDS))
     need(isinstance(kinds, list) and set(kinds) <= set(LADDER_KINDS), "ladders", "a subset")
-    metric = raw.get("metric", METRICS[task][0])
-    need(metric in METRICS[task], "metric", f"one of {METRICS[task]}")
+    metrics = TASKS[task].metric_names
+    metric = raw.get("metric", metrics[0])
+    need(metric in metrics, "metric", f"one of {metrics}")
     with_all = raw.get("all", True)
     need(isinstance(with_all, bool), "all", "true or false")
     points = raw.get("points", {})
@@ -215,7 +213,7 @@ def resolved_base(ladder: Ladder) -> dict[str, Any] | None:
     """The base config with its defaults, as JSON values; None when the file is missing."""
     if not ladder.base.is_file():
         return None
-    config = load_config(ladder.base, CONFIG_CLASSES[ladder.task])
+    config = load_config(ladder.base, TASKS[ladder.task].config_class)
     return json.loads(json.dumps(config_to_dict(config), default=str))
 
 

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detect_tricks.ablation.ladder import TOOLS, Ladder, Run, plan_differences, plan_of
+from detect_tricks.ablation.ladder import Ladder, Run, plan_differences, plan_of
 from detect_tricks.errors import ConfigError
+from detect_tricks.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def jobs_of(ladder: Ladder, runs: list[Run], out: Path) -> list[Job]:
 
 def job_command(ladder: Ladder, job: Job, python: str = sys.executable) -> list[str]:
     """The training command of `job` in its current state."""
-    tool = [python, "-m", TOOLS[ladder.task]]
+    tool = [python, "-m", TASKS[ladder.task].tool]
     if job.state() == "interrupted":
         return [*tool, "--out", str(job.directory), "--resume"]
     overrides = [*job.run.overrides, f"train.seed={job.seed}"]

@@ -24,27 +24,10 @@ import numpy as np
 
 from detect_tricks.data.image import read_rgb
 from detect_tricks.data.image_check import readable_indices
+from detect_tricks.data.records import ImageRecord
 from detect_tricks.errors import DatasetError, ImageReadError
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ImageRecord:
-    """One image and its training boxes (xyxy pixels, contiguous labels)."""
-
-    image_id: int
-    path: str
-    width: int
-    height: int
-    boxes: np.ndarray  # (n, 4) float32
-    labels: np.ndarray  # (n,) int64
-    # What evaluation needs beyond the training boxes: each box's area as the file gives
-    # it (COCO's is the mask's; the box's when absent), and the crowd regions (xyxy,
-    # with their labels), which COCOeval ignores rather than counting as misses.
-    areas: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    crowd_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    crowd_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass

@@ -14,13 +14,11 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from detect_tricks.data.coco import ImageRecord
 from detect_tricks.data.det_pipeline import Sample, SampleContext, SampleOperation
 from detect_tricks.data.det_transforms import (
     MIN_CROP_SCALE,
@@ -30,30 +28,11 @@ from detect_tricks.data.det_transforms import (
     to_tensors,
 )
 from detect_tricks.data.image import reduction_for
+from detect_tricks.data.records import DetectionSource
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.errors import DatasetError, ImageReadError
 
 logger = logging.getLogger(__name__)
-
-
-class DetectionSource(Protocol):
-    """What the wrappers need of an annotation reader."""
-
-    source: str
-    records: list[ImageRecord]
-    class_names: list[str]
-    category_ids: list[int]
-    skip_bad_images: bool
-
-    def __len__(self) -> int: ...
-
-    def subset(self, indices: list[int]) -> DetectionSource: ...
-
-    def checked(self) -> DetectionSource: ...
-
-    def evaluation_ground_truth(self) -> dict: ...
-
-    def load(self, index: int, reduce: int = 1) -> tuple[np.ndarray, ImageRecord]: ...
 
 
 class _SkipsUnreadable:

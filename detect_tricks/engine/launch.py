@@ -1,9 +1,10 @@
-"""What both training tools do around their task: process start, loaders, the run.
+"""Training a task, written once for every task (`engine/task.py`): process start,
+loaders, the run.
 
-A tool's `train(cfg, run, ctx, checkpoint)` builds its datasets, model, objective and
-evaluator; `launch` wraps it with the command line, the process group and the run
-directory, and `fit` resumes (when asked), says what is about to run, trains, and
-counts the images it skipped (`data.skip_bad_images`).
+`train(task, cfg, run, ctx, checkpoint)` asks the task for its data, model, objective
+and evaluation and trains; `launch` wraps it with the command line, the process group
+and the run directory, and `fit` resumes (when asked), says what is about to run,
+trains, and counts the images it skipped (`data.skip_bad_images`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -23,32 +24,54 @@ from detect_tricks.engine.run_dir import RunDirectory
 from detect_tricks.engine.setup import (
     build_eval_loader,
     build_loader,
+    build_train_parts,
     configure_device,
     resolve_workers,
     seed_everything,
 )
+from detect_tricks.engine.task import Task
 from detect_tricks.engine.trainer import Trainer
 from detect_tricks.errors import ConfigError
 from detect_tricks.optim import scaled_lr
 from detect_tricks.utils.distributed import DistContext, distributed_job
 
-C = TypeVar("C")
 logger = logging.getLogger(__name__)
-TrainFunction = Callable[[Any, RunDirectory, DistContext, dict | None], None]
 
 
-def launch(config_cls: type[C], train: TrainFunction, description: str) -> None:
+def launch(task: Task, description: str) -> None:
     """A training tool's `main`: arguments, config, process group, run directory, train."""
     args = train_arg_parser(description).parse_args()
-    cfg, out, checkpoint = resolve_config(args, config_cls)
+    cfg, out, checkpoint = resolve_config(args, task.config_class)
     with distributed_job(cfg.train.device) as ctx:
         run = open_run_directory(out, args, ctx)
         if cfg.train.tensorboard:
             run.open_tensorboard()
         try:
-            train(cfg, run, ctx, checkpoint)
+            train(task, cfg, run, ctx, checkpoint)
         finally:
             run.close()
+
+
+def train(
+    task: Task, cfg: Any, run: RunDirectory, ctx: DistContext, checkpoint: dict | None
+) -> str:
+    """Train `task` with `cfg` into `run` (resuming `checkpoint` when given): data,
+    loaders, model, objective, optimizer and schedule, evaluation, the loop. Returns the
+    fit status (`finished` or `interrupted`)."""
+    start_process(cfg, ctx)
+    data = task.build_data(cfg, ctx)
+    require_num_classes(cfg.model.num_classes, data.class_names, data.origin)
+    loaders = build_loaders(data.train, data.val, data.collate, cfg, ctx, data.size_schedule)
+    model = task.build_model(cfg)
+    objective = task.build_objective(cfg, ctx)
+    parts = build_train_parts(model, objective, cfg, ctx, loaders.sampler.batches_per_epoch)
+    evaluation = task.build_evaluation(cfg, data, loaders.val, parts, ctx)
+    metadata = {"task": task.name, **task.metadata(data)}
+    trainer = Trainer(parts, run, ctx, cfg, evaluation, metadata)
+    status = fit(trainer, loaders, checkpoint, model, task.describe(cfg, data))
+    if status == "finished" and ctx.is_main:
+        task.after_training(cfg, data, parts, run)
+    return status
 
 
 def require_num_classes(configured: int, names: list[str], source: str) -> None:

@@ -74,16 +74,27 @@ def evaluated_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     return ema["module"] if isinstance(ema, dict) else checkpoint["model"]
 
 
-def load_trained(
-    path: str | Path, tool: str = "a detect_tricks training tool", needs: str = ""
-) -> TrainedModel:
-    """The config, evaluated weights and metadata of a checkpoint of `tool`, whose metadata
-    must hold the key `needs` when given (what tells the two tasks' checkpoints apart)."""
+TOOLS = {"det": "tools/train_det.py", "cls": "tools/train_cls.py"}
+# Before checkpoints named their task, the metadata key told them apart.
+LEGACY_TASK_KEYS = {"class_names": "det", "classes": "cls"}
+
+
+def task_of(checkpoint: dict[str, Any]) -> str | None:
+    """The task that wrote a training checkpoint: its `task` field, or for checkpoints of
+    before that field, what its metadata holds; None when neither tells."""
+    metadata = checkpoint.get("metadata") or {}
+    if "task" in metadata:
+        return metadata["task"]
+    return next((task for key, task in LEGACY_TASK_KEYS.items() if key in metadata), None)
+
+
+def load_trained(path: str | Path, task: str) -> TrainedModel:
+    """The config, evaluated weights and metadata of a checkpoint written by `task`'s
+    training tool ("det" or "cls")."""
+    tool = TOOLS[task]
     checkpoint = load_training_checkpoint(path, tool)
-    if needs and needs not in (checkpoint.get("metadata") or {}):
-        raise CheckpointError(
-            f"{path} is not a checkpoint of {tool} (its metadata has no {needs!r})"
-        )
+    if task_of(checkpoint) != task:
+        raise CheckpointError(f"{path} is not a checkpoint of {tool}")
     weights = evaluated_weights(checkpoint)
     broken = [
         name

@@ -12,9 +12,8 @@ import torch
 from PIL import Image
 from tool_helpers import run_tool, train_in_process
 
-from detect_tricks.commands import train_cls
-from detect_tricks.config import ClsConfig
 from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
+from detect_tricks.tasks import CLASSIFICATION
 from detect_tricks.utils.checkpoint import load_checkpoint
 
 
@@ -48,7 +47,7 @@ eval: {{batch_size: 4}}
 
 
 def _train_in_process(config_file: Path, out: Path, overrides: list[str]) -> RunDirectory:
-    return train_in_process(train_cls.train, ClsConfig, config_file, out, overrides)
+    return train_in_process(CLASSIFICATION, config_file, out, overrides)
 
 
 @pytest.fixture(scope="module")

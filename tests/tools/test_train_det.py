@@ -13,17 +13,16 @@ from PIL import Image
 from tool_helpers import run_tool, train_in_process
 
 from detect_tricks.coco_eval import STAT_NAMES, evaluate_results, load_ground_truth, read_results
-from detect_tricks.commands import train_det
-from detect_tricks.config import DetConfig
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.detector import Detector
 from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
 from detect_tricks.export import OnnxYOLOv3, detector_metadata, export_onnx, largest_difference
+from detect_tricks.tasks import DETECTION
 from detect_tricks.utils.checkpoint import load_checkpoint
 
 
 def _train_in_process(config_file: Path, out: Path, overrides: list[str]) -> RunDirectory:
-    return train_in_process(train_det.train, DetConfig, config_file, out, overrides)
+    return train_in_process(DETECTION, config_file, out, overrides)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +91,7 @@ def test_run_directory_of_a_detection_run(baseline):
     evals = read_jsonl(baseline.evals)
     assert set(evals[0]) >= {"epoch", "iter", *STAT_NAMES}
     metadata = load_checkpoint(baseline.best)["metadata"]
-    assert metadata == {"class_names": ["red", "blue"], "category_ids": [1, 5]}
+    assert metadata == {"task": "det", "class_names": ["red", "blue"], "category_ids": [1, 5]}
     assert (baseline.plots / "val_predictions.png").stat().st_size > 1000
 
 
@@ -295,3 +294,18 @@ def test_export_of_a_head_with_every_pp_yolo_switch_matches_pytorch(config_file,
     from_onnx = Detector.from_onnx(path, score_threshold=0.0)
     assert from_onnx.model.iou_aware_factor == 0.4 and from_onnx.model.grid_alpha == 1.05
     assert from_onnx.settings.method == "matrix"
+
+
+def test_checkpoints_name_their_task_and_those_of_before_still_load(baseline, tmp_path):
+    from detect_tricks.classify import load_trained_classifier
+    from detect_tricks.errors import CheckpointError
+    from detect_tricks.utils.checkpoint import atomic_save
+
+    saved = load_checkpoint(baseline.best)
+    assert saved["metadata"]["task"] == "det"
+    del saved["metadata"]["task"]  # as written before checkpoints named their task
+    old = tmp_path / "old.pt"
+    atomic_save(saved, old)
+    assert Detector.from_checkpoint(old, device="cpu").class_names == ["red", "blue"]
+    with pytest.raises(CheckpointError, match="not a checkpoint of tools/train_cls.py"):
+        load_trained_classifier(baseline.best)

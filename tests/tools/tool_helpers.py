@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from detect_tricks.config_loader import load_config
+from detect_tricks.engine.launch import train
 from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.engine.task import Task
 from detect_tricks.utils.distributed import DistContext
 from detect_tricks.utils.progress import setup_logging
 
@@ -37,12 +38,13 @@ def tool_environment() -> dict[str, str]:
 
 
 def train_in_process(
-    train: Callable, config_cls: type, config_file: Path, out: Path, overrides: list[str]
+    task: Task, config_file: Path, out: Path, overrides: list[str]
 ) -> RunDirectory:
-    """Run a tool's `train(cfg, run, ctx, checkpoint)` in this process, one CPU process."""
-    cfg = load_config(config_file, config_cls, overrides)
+    """Train `task` as its tool does (`engine/launch.py: train`), in this process, one CPU
+    process."""
+    cfg = load_config(config_file, task.config_class, overrides)
     run = RunDirectory(out)
     run.prepare(resume=False)
     setup_logging(run.log, is_main=True)
-    train(cfg, run, DistContext(), checkpoint=None)
+    train(task, cfg, run, DistContext(), checkpoint=None)
     return run

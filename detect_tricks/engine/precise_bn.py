@@ -12,6 +12,7 @@ from 0.231 to 0.319 AP, a fixed-size baseline did not move (0.367 -> 0.368).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -105,9 +106,9 @@ class PreciseBN:
         self.autocast = autocast
 
     def _images(self) -> Iterable[torch.Tensor]:
-        for index, (images, _) in enumerate(self.loader):
-            if index == self.num_batches:
-                return
+        # islice stops before reading batch num_batches + 1 (a loop that breaks on its
+        # index would load one batch more than it uses)
+        for images, _ in itertools.islice(self.loader, self.num_batches):
             yield images.to(self.ctx.device, memory_format=self.memory_format)
 
     def __call__(self, model: nn.Module) -> None:

@@ -95,3 +95,32 @@ def test_the_trainer_calls_precise_bn_on_the_evaluated_model_before_each_evaluat
         ("evaluate", 3),
     ]
     assert all(model is trainer.parts.ema.module for _, _, model in calls)
+
+
+def test_precise_bn_takes_its_first_batches_from_the_loader_in_the_memory_format():
+    """PreciseBN itself (not a mock): the first `num_batches` (images, meta) batches of
+    its loader, moved to the device in channels_last, give the mean of their batch means;
+    a later batch is never read."""
+    from detect_tricks.engine.precise_bn import PreciseBN
+    from detect_tricks.utils.distributed import DistContext
+
+    model = conv_bn()
+    generator = torch.Generator().manual_seed(2)
+    batches = [torch.randn(2, 3, 8, 8, generator=generator) + shift for shift in (0.0, 3.0)]
+    seen_formats = []
+    model[0].register_forward_pre_hook(
+        lambda m, args: seen_formats.append(
+            args[0].is_contiguous(memory_format=torch.channels_last)
+        )
+    )
+
+    def loader():
+        yield from ((b, {"meta": i}) for i, b in enumerate(batches))
+        raise AssertionError("a third batch was read")
+
+    with torch.no_grad():
+        expected = torch.stack([model[0](b).mean(dim=(0, 2, 3)) for b in batches]).mean(0)
+    seen_formats.clear()
+    PreciseBN(loader(), num_batches=2, ctx=DistContext(), channels_last=True)(model)
+    torch.testing.assert_close(model[1].running_mean, expected, rtol=0, atol=1e-5)
+    assert seen_formats == [True, True]

@@ -102,3 +102,16 @@ def test_every_ladder_loads_and_its_runs_resolve(path):
     assert references <= {run.name for run in runs}
     for run in runs:  # the base config and every run's overrides make a valid config
         load_config(CONFIGS.parent / ladder.base, task, list(run.overrides))
+
+
+@pytest.mark.parametrize("name", ["fruit", "raccoon"])
+def test_each_recipe_config_is_its_baseline_with_the_recipe_switches(name):
+    """The committed recipe configs are exactly what the recipe ladders measured: the
+    baseline plus the switches of fruit_small_data.yaml."""
+    ladder = load_ladder(CONFIGS / "ablations" / "fruit_small_data.yaml")
+    switches = [o for overrides in ladder.switches.values() for o in overrides]
+    base = CONFIGS / "det" / f"yolov3_r18d_{name}_baseline.yaml"
+    recipe = CONFIGS / "det" / f"yolov3_r18d_{name}_recipe.yaml"
+    assert load_config(recipe, DetConfig) == load_config(base, DetConfig, switches)
+    full = load_ladder(CONFIGS / "ablations" / "fruit_small_data_full.yaml")
+    assert full.switches["recipe"] == switches

@@ -31,6 +31,7 @@ def _randomise_bn(model: torch.nn.Module) -> None:
         (lambda: timm.create_model("resnet50d"), CLASSIFIERS["resnet50_d"], ".safetensors"),
         (lambda: timm.create_model("resnet18d"), CLASSIFIERS["resnet18_d"], ".pth"),
         (lambda: timm.create_model("resnet34d"), CLASSIFIERS["resnet34_d"], ".pt"),
+        (lambda: timm.create_model("resnet50c"), CLASSIFIERS["resnet50_c"], ".pth"),
     ],
 )
 def test_imported_model_gives_the_source_logits(tmp_path, make_source, make_ours, suffix):

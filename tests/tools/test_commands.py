@@ -94,3 +94,52 @@ def test_the_console_script_is_installed():
         pytest.skip("the package is not installed with its scripts (pip install -e .)")
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "ablate" in result.stdout
+
+
+def test_voc2coco_and_shrink_coco_end_to_end(tmp_path):
+    """A VOC split to COCO JSON (the 'difficult' box an ignored region), then the set
+    copied with its photos shrunk: boxes scale with the pixels, the copy trains the same."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "VOC"
+    for folder in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / folder).mkdir(parents=True)
+    Image.fromarray(np.full((200, 300, 3), 60, np.uint8)).save(root / "JPEGImages" / "a.jpg")
+    (root / "ImageSets" / "Main" / "train.txt").write_text("a\n")
+    objects = "".join(
+        f"<object><name>{name}</name><difficult>{d}</difficult><bndbox><xmin>{x}</xmin>"
+        f"<ymin>20</ymin><xmax>{x + 100}</xmax><ymax>120</ymax></bndbox></object>"
+        for name, d, x in (("dog", 0, 10), ("cat", 1, 150))
+    )
+    (root / "Annotations" / "a.xml").write_text(
+        f"<annotation><size><width>300</width><height>200</height></size>{objects}</annotation>"
+    )
+    out = tmp_path / "train.json"
+    done = run_tool("tools/voc2coco.py", "--root", str(root), "--split", "train", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert [c["name"] for c in data["categories"]] == ["cat", "dog"]
+    assert [(a["bbox"], a["iscrowd"]) for a in data["annotations"]] == [
+        ([10, 20, 100, 100], 0),
+        ([150, 20, 100, 100], 1),
+    ]
+    shrunk = tmp_path / "small"
+    done = run_tool(
+        "tools/shrink_coco.py",
+        "--ann",
+        str(out),
+        "--image-dir",
+        str(root / "JPEGImages"),
+        "--out",
+        str(shrunk),
+        "--max-side",
+        "150",
+    )
+    assert done.returncode == 0, done.stderr
+    small = json.loads(next((shrunk / "annotations").glob("*.json")).read_text())
+    assert (small["images"][0]["width"], small["images"][0]["height"]) == (150, 100)
+    assert small["annotations"][0]["bbox"] == pytest.approx([5, 10, 50, 50])
+    assert Image.open(shrunk / "images" / "a.jpg").size == (150, 100)

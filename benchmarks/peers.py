@@ -107,7 +107,8 @@ def ours_detector(args: argparse.Namespace, device: torch.device) -> Subject:
             return loss_fn(model(images), targets, size)["loss"]
 
     def infer(batch: Tensor, autocast: AutocastFactory) -> object:
-        return detect_batch(model, batch, NMS, autocast)
+        with autocast():
+            return detect_batch(model, batch, NMS)
 
     flops = gflops_per_image(model, images[:1])
     return Subject("det", "ours yolov3_resnet50_d", model, flops, loss, infer)

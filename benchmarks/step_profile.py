@@ -4,7 +4,7 @@
         [--arch yolov3_resnet50_d] [--size 416] [--batch 4] [--steps 5]
 
 The step mirrors `Trainer.train_step` (detect_tricks/engine/trainer.py) with the project's
-own pieces (`build_autocast`, `build_optimizer`, `YOLOv3Loss`, `all_reduce_mean`), each
+own pieces (`build_runtime`, `build_optimizer`, `YOLOv3Loss`, `all_reduce_mean`), each
 phase wrapped in `torch.profiler.record_function`:
 
 - data: a batch of `DetectionTrainSet` samples (the real GluonCV training transform) of
@@ -39,14 +39,14 @@ from common import write_results
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from detect_tricks.config import DetConfig, OptimConfig
+from detect_tricks.config import DetConfig, OptimConfig, TrainConfig
 from detect_tricks.config_loader import config_from_dict
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.detection import collate_detection
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.data.synthetic import generate
 from detect_tricks.detection import build_train_set
-from detect_tricks.engine.setup import build_autocast, configure_device
+from detect_tricks.engine.setup import build_runtime, configure_device
 from detect_tricks.engine.trainer import read_back_later
 from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models import DETECTORS
@@ -130,7 +130,7 @@ def build_step(
     model.train()
     loss_fn = YOLOv3Loss(NUM_CLASSES, model.anchors)
     optimizer = build_optimizer(model, OptimConfig(lr=1e-4), args.batch)
-    autocast = build_autocast(AMP[args.precision], device)
+    autocast = build_runtime(TrainConfig(amp=AMP[args.precision]), device).autocast
     scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
     ctx = DistContext(device=device)
 

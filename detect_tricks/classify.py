@@ -8,8 +8,6 @@ frozen teacher that sees the same (mixed) images.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from detect_tricks.models.resnet import ResNet
 from detect_tricks.models.weights import load_weights
 from detect_tricks.utils.checkpoint import load_trained
 from detect_tricks.utils.distributed import DistContext, all_reduce_sum
+from detect_tricks.utils.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -120,15 +119,12 @@ def load_trained_classifier(path: str | Path) -> tuple[ResNet, ClsConfig, dict[s
 def build_objective(cfg: ClsConfig, ctx: DistContext) -> ClassificationObjective:
     """The run's loss: smoothing and mixup per `tricks`, with the distillation teacher
     (loaded onto this process's device) when `tricks.distill` is on."""
-    teacher = (
-        build_teacher(cfg.tricks, ctx.device, cfg.train.channels_last)
-        if cfg.tricks.distill
-        else None
-    )
+    runtime = Runtime(ctx.device, channels_last=cfg.train.channels_last)
+    teacher = build_teacher(cfg.tricks, runtime) if cfg.tricks.distill else None
     return ClassificationObjective(cfg.model.num_classes, cfg.tricks, cfg.train.epochs, teacher)
 
 
-def build_teacher(tricks: ClsTricksConfig, device: torch.device, channels_last: bool) -> nn.Module:
+def build_teacher(tricks: ClsTricksConfig, runtime: Runtime) -> nn.Module:
     """The frozen distillation teacher (§5.3), on the student's device and memory format."""
     teacher, teacher_cfg, _ = load_trained_classifier(tricks.distill_teacher)
     logger.info(
@@ -138,8 +134,7 @@ def build_teacher(tricks: ClsTricksConfig, device: torch.device, channels_last: 
         tricks.distill_temperature,
         tricks.distill_hard_weight,
     )
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return teacher.requires_grad_(False).to(device, memory_format=memory_format)
+    return teacher.requires_grad_(False).to(runtime.device, memory_format=runtime.memory_format)
 
 
 @torch.inference_mode()
@@ -147,18 +142,17 @@ def evaluate_classifier(
     model: nn.Module,
     loader: torch.utils.data.DataLoader,
     ctx: DistContext,
-    autocast: Callable[[], AbstractContextManager] | None = None,
-    channels_last: bool = False,
+    runtime: Runtime | None = None,
 ) -> dict[str, float]:
     """Top-1, top-5 (top-K when K < 5) accuracy and mean cross-entropy, over all processes."""
     was_training = model.training
     model.eval()
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    runtime = runtime or Runtime(ctx.device)
     totals = torch.zeros(4, dtype=torch.float64, device=ctx.device)  # loss, top1, top5, count
     for images, labels in loader:
-        images = images.to(ctx.device, memory_format=memory_format)
+        images = runtime.images(images)
         labels = labels.to(ctx.device)
-        with autocast() if autocast else torch.autocast(ctx.device.type, enabled=False):
+        with runtime.autocast():
             logits = model(images)
         logits = logits.float()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices

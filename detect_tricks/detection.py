@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -33,6 +33,7 @@ from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models.yolov3 import YOLOv3
 from detect_tricks.postprocess import NMSSettings, postprocess, rescale_boxes
 from detect_tricks.utils.distributed import DistContext, all_gather_objects, broadcast_object
+from detect_tricks.utils.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -124,10 +125,11 @@ def detect_batch(
     model: YOLOv3,
     images: torch.Tensor,
     settings: NMSSettings,
-    autocast: Callable[[], AbstractContextManager] | None = None,
+    runtime: Runtime | None = None,
 ) -> list[dict[str, torch.Tensor]]:
-    """Detections per image, boxes in the pixels of the (resized) input."""
-    with autocast() if autocast else torch.autocast(images.device.type, enabled=False):
+    """Detections per image, boxes in the pixels of the (resized) input; the forward pass
+    under `runtime`'s autocast (fp32 without one)."""
+    with runtime.autocast() if runtime else nullcontext():
         outputs = model(images)
     size = (images.shape[-2], images.shape[-1])
     return postprocess(
@@ -145,18 +147,17 @@ def collect_results(
     model: YOLOv3,
     loader: Any,
     ctx: DistContext,
-    category_ids: list[int],
+    category_ids: list[int | None],
     settings: NMSSettings,
-    autocast: Callable[[], AbstractContextManager] | None = None,
-    channels_last: bool = False,
+    runtime: Runtime | None = None,
 ) -> list[dict[str, Any]]:
     """This process's detections over its shard, in the COCO results format."""
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    runtime = runtime or Runtime(ctx.device)
     results = []
     for images, metas in loader:
-        images = images.to(ctx.device, memory_format=memory_format)
+        images = runtime.images(images)
         size = (images.shape[-2], images.shape[-1])
-        for det, meta in zip(detect_batch(model, images, settings, autocast), metas, strict=True):
+        for det, meta in zip(detect_batch(model, images, settings, runtime), metas, strict=True):
             if meta["skipped"]:
                 continue
             boxes = rescale_boxes(det["boxes"].cpu(), size, meta["orig_size"])
@@ -172,15 +173,12 @@ def evaluate_detector(
     ctx: DistContext,
     source: DetectionSource,
     cfg: DetEvalConfig,
-    autocast: Callable[[], AbstractContextManager] | None = None,
-    channels_last: bool = False,
+    runtime: Runtime | None = None,
 ) -> dict[str, float]:
     """The twelve COCO stats (and `AP/<class>` per class) over all processes."""
     was_training = model.training
     model.eval()
-    mine = collect_results(
-        model, loader, ctx, source.category_ids, nms_settings(cfg), autocast, channels_last
-    )
+    mine = collect_results(model, loader, ctx, source.category_ids, nms_settings(cfg), runtime)
     model.train(was_training)
     gathered = all_gather_objects(mine, ctx)
     stats = None
@@ -241,7 +239,7 @@ def build_precise_bn(
     cfg: DetConfig,
     train_source: DetectionSource,
     ctx: DistContext,
-    autocast: Callable[[], AbstractContextManager],
+    runtime: Runtime,
 ) -> PreciseBN | None:
     """Precise BN over training images resized like evaluation images, spread evenly over
     the training set (`eval.precise_bn_batches` batches per process), or None when off."""
@@ -264,4 +262,4 @@ def build_precise_bn(
         ctx,
         subset=subset,
     )
-    return PreciseBN(loader, cfg.eval.precise_bn_batches, ctx, cfg.train.channels_last, autocast)
+    return PreciseBN(loader, cfg.eval.precise_bn_batches, ctx, runtime)

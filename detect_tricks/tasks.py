@@ -84,12 +84,11 @@ class DetectionTask:
             ctx=ctx,
             source=data.val.source,
             cfg=cfg.eval,
-            autocast=parts.autocast,
-            channels_last=cfg.train.channels_last,
+            runtime=parts.runtime,
         )
         train_source = data.train.source
         evaluate = with_train_sample(evaluate, build_train_sample_loader(cfg, train_source, ctx))
-        precise_bn = build_precise_bn(cfg, train_source, ctx, parts.autocast)
+        precise_bn = build_precise_bn(cfg, train_source, ctx, parts.runtime)
         return Evaluation(evaluate, cfg.eval.interval, self.best_metric, precise_bn)
 
     def metadata(self, data: TaskData) -> dict[str, Any]:
@@ -140,8 +139,7 @@ class ClassificationTask:
             evaluate_classifier,
             loader=val_loader,
             ctx=ctx,
-            autocast=parts.autocast,
-            channels_last=cfg.train.channels_last,
+            runtime=parts.runtime,
         )
         return Evaluation(evaluate, cfg.eval.interval, self.best_metric)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from torch import nn
 
 from detect_tricks.engine.ema import ModelEma
 from detect_tricks.schedules import LRSchedule
+from detect_tricks.utils.runtime import Runtime
 
 # objective(model, images, targets, epoch) -> {"loss": backpropagated, other terms: logged}
 Objective = Callable[[nn.Module, torch.Tensor, Any, int], dict[str, torch.Tensor]]
@@ -50,8 +50,7 @@ class TrainParts:
     optimizer: torch.optim.Optimizer
     lr_schedule: LRSchedule
     scaler: torch.amp.GradScaler
-    autocast: Callable[[], AbstractContextManager]
-    channels_last: bool = False
+    runtime: Runtime  # the device, autocast and memory format of every forward pass
     ema: ModelEma | None = None
 
     @property

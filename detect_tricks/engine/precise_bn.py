@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from detect_tricks.utils.distributed import DistContext, all_reduce_mean
+from detect_tricks.utils.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ class PreciseBN:
         loader: yields `(images, anything)` at the evaluation size, the same batches on
             every call (so a resumed run recomputes exactly what the uninterrupted one did).
         num_batches: how many of the loader's batches to use.
-        device, channels_last, autocast: how the training step feeds the model.
         ctx: this process's place in the job (statistics are averaged over processes).
+        runtime: how the training step feeds the model (device, autocast, memory format).
     """
 
     def __init__(
@@ -96,24 +97,22 @@ class PreciseBN:
         loader: Iterable,
         num_batches: int,
         ctx: DistContext,
-        channels_last: bool = False,
-        autocast: Callable[[], AbstractContextManager] = nullcontext,
+        runtime: Runtime | None = None,
     ) -> None:
         self.loader = loader
         self.num_batches = num_batches
         self.ctx = ctx
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.autocast = autocast
+        self.runtime = runtime or Runtime(ctx.device)
 
     def _images(self) -> Iterable[torch.Tensor]:
         # islice stops before reading batch num_batches + 1 (a loop that breaks on its
         # index would load one batch more than it uses)
         for images, _ in itertools.islice(self.loader, self.num_batches):
-            yield images.to(self.ctx.device, memory_format=self.memory_format)
+            yield self.runtime.images(images)
 
     def __call__(self, model: nn.Module) -> None:
         started = time.perf_counter()
-        count = recompute_bn_stats(model, self._images(), self.ctx, self.autocast)
+        count = recompute_bn_stats(model, self._images(), self.ctx, self.runtime.autocast)
         logger.info(
             "precise BN: statistics of %d BN layers recomputed over %d batches (%.1f s)",
             len(batch_norms(model)),

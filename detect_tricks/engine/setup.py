@@ -6,13 +6,10 @@ schedule are chosen here, so the loop calls what it is given and checks no flags
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import os
 import random
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 import cv2
@@ -30,6 +27,7 @@ from detect_tricks.errors import ConfigError
 from detect_tricks.optim import build_optimizer, scaled_lr
 from detect_tricks.schedules import build_lr_schedule
 from detect_tricks.utils.distributed import DistContext
+from detect_tricks.utils.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -89,17 +87,16 @@ def busy_cores_warning(
     )
 
 
-def build_autocast(amp: str, device: torch.device) -> Callable[[], AbstractContextManager]:
-    """A factory of the autocast context for `train.amp` (`off`, `fp16` or `bf16`)."""
-    if amp == "off":
-        return contextlib.nullcontext
-    if amp == "fp16" and device.type != "cuda":
+def build_runtime(cfg: TrainConfig, device: torch.device) -> Runtime:
+    """The run's `Runtime`: its device, `train.amp` (`off`, `fp16` or `bf16`) as an
+    autocast dtype, and `train.channels_last`."""
+    if cfg.amp == "fp16" and device.type != "cuda":
         raise ConfigError(
             "train.amp=fp16 needs a CUDA device; on the CPU use train.amp=bf16 "
             "(fast on CPUs with AMX or AVX512-BF16) or off"
         )
-    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    return functools.partial(torch.autocast, device_type=device.type, dtype=dtype)
+    dtype = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp]
+    return Runtime(device, dtype, cfg.channels_last)
 
 
 def prepare_model(
@@ -113,8 +110,7 @@ def prepare_model(
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         else:
             logger.warning("train.sync_bn needs CUDA: each CPU process keeps its own BN stats")
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = model.to(ctx.device, memory_format=memory_format)
+    model = model.to(ctx.device, memory_format=build_runtime(cfg, ctx.device).memory_format)
     wrapped = model
     if ctx.is_distributed:
         device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -143,8 +139,7 @@ def build_train_parts(
         optimizer=optimizer,
         lr_schedule=build_lr_schedule(cfg.schedule, peak_lr, iters_per_epoch, train.epochs),
         scaler=torch.amp.GradScaler(ctx.device.type, enabled=train.amp == "fp16"),
-        autocast=build_autocast(train.amp, ctx.device),
-        channels_last=train.channels_last,
+        runtime=build_runtime(train, ctx.device),
         ema=ModelEma(module, train.ema_decay) if train.ema else None,
     )
 

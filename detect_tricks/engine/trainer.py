@@ -149,11 +149,9 @@ class Trainer:
         parts, device = self.parts, self.ctx.device
         lr = parts.lr_schedule(self.state.iteration)
         set_lr(parts.optimizer, lr)
-        channels_last = parts.channels_last and images.ndim == 4
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        images = parts.runtime.images(images)
         targets = _move(targets, device)
-        with parts.autocast():
+        with parts.runtime.autocast():
             losses = parts.objective(parts.model, images, targets, self.state.epoch)
         names = list(losses)
         terms = [torch.as_tensor(losses[k]).detach().float().reshape(()).to(device) for k in names]

@@ -103,6 +103,7 @@ def test_precise_bn_takes_its_first_batches_from_the_loader_in_the_memory_format
     a later batch is never read."""
     from detect_tricks.engine.precise_bn import PreciseBN
     from detect_tricks.utils.distributed import DistContext
+    from detect_tricks.utils.runtime import Runtime
 
     model = conv_bn()
     generator = torch.Generator().manual_seed(2)
@@ -121,6 +122,7 @@ def test_precise_bn_takes_its_first_batches_from_the_loader_in_the_memory_format
     with torch.no_grad():
         expected = torch.stack([model[0](b).mean(dim=(0, 2, 3)) for b in batches]).mean(0)
     seen_formats.clear()
-    PreciseBN(loader(), num_batches=2, ctx=DistContext(), channels_last=True)(model)
+    runtime = Runtime(torch.device("cpu"), channels_last=True)
+    PreciseBN(loader(), num_batches=2, ctx=DistContext(), runtime=runtime)(model)
     torch.testing.assert_close(model[1].running_mean, expected, rtol=0, atol=1e-5)
     assert seen_formats == [True, True]

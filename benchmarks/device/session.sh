@@ -5,7 +5,11 @@
 # deadline (BUDGET_S, default 540 s, so the call ends before its 600 s limit):
 #   1. issue 13 (speed): peers beside ours on CUDA (fp32, bf16), the bf16 step profile,
 #      then the detection peers in bf16 with both sides compiled (`--compile`);
-#   2. issue 11 (evidence, settled on CPU): the full-scale ladders' baseline, chosen small
+#   2. issue 26: the small-data recipe against the baseline at the small configs' own
+#      scale on fruit (fruit_small_data_full.yaml, 3 seeds);
+#   3. issue 27: helmet's scale curve (baseline, the Bag of Freebies, the recipe at 240,
+#      700 and 1,868 photos, 3 seeds) at the small configs' scale (half width, 320 px);
+#   4. issue 11 (evidence, settled on CPU): the full-scale ladders' baseline, chosen small
 #      recipe and all tricks, 3 seeds, on fruit and raccoon (--jobs 4, 3 loader workers
 #      each), in what time is left.
 # Results land in $OUT (at most 8 files come back): the ladders' ablation.md and the
@@ -47,6 +51,23 @@ step "peers compiled" 180 $PY benchmarks/peers.py --device "$DEVICE" --precision
 for table in "peers_$DEVICE" "step_profile_$DEVICE" "peers_${DEVICE}_compiled"; do
   path="${BENCH_RESULTS:-benchmarks/results}/$table.md"
   [ "$path" -nt /tmp/session_start ] && cp "$path" "$OUT/"
+done
+data_of() {  # data_of SET: the --set overrides that point a ladder at .device/data/SET
+  echo --set "data.train_ann=.device/data/$1/annotations/instances_train.json" \
+    --set "data.train_images=.device/data/$1/images" \
+    --set "data.val_ann=.device/data/$1/annotations/instances_val.json" \
+    --set "data.val_images=.device/data/$1/images"
+}
+step "recipe pair" 150 $PY tools/ablate.py configs/ablations/fruit_small_data_full.yaml \
+  --jobs 4 --out runs/ablations/fruit_small_data_full_gpu --set train.workers=3 \
+  --set model.backbone_weights=.device/backbone.pt --set train.amp=bf16 $(data_of fruit) $LADDER_ARGS
+step "scale curve" 200 $PY tools/ablate.py configs/ablations/helmet_scale.yaml --jobs 4 \
+  --out runs/ablations/helmet_scale_gpu --set train.workers=3 --set model.width=0.5 \
+  --set data.size=320 --set "tricks.random_shape_sizes=[256, 288, 320, 352, 384]" \
+  $(data_of helmet) $LADDER_ARGS
+for ladder in fruit_small_data_full_gpu helmet_scale_gpu; do
+  report="runs/ablations/$ladder/ablation.md"
+  [ "$report" -nt /tmp/session_start ] && cp "$report" "$OUT/$ladder.md"
 done
 ROWS='baseline,+cosine_warmup+no_bias_decay+label_smoothing,all'
 for set in fruit raccoon; do

@@ -75,6 +75,12 @@ def save_rgb(path: str | Path, image: np.ndarray) -> Path:
     """Write an RGB image (PNG or JPEG by the file's suffix)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write image {path}")
+    # encode in memory, write with Python: OpenCV's imwrite crashed (a segfault) on file
+    # names that are not UTF-8
+    ok, encoded = cv2.imencode(
+        path.suffix.lower() or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    )
+    if not ok:
+        raise OSError(f"could not encode image {path}: no format for its extension")
+    path.write_bytes(encoded.tobytes())
     return path

@@ -24,6 +24,7 @@ baseline and each switch alone.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,8 @@ def load_ladder(path: str | Path) -> Ladder:
     for name, overrides in switches.items():
         ok = isinstance(overrides, list) and all(isinstance(o, str) and "=" in o for o in overrides)
         need(ok and bool(overrides), "switches", f"'{name}': a list of KEY=VALUE strings")
+        named = isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", name) is not None
+        need(named, "switches", f"names of letters, digits, _ . - (a run's folder), not {name!r}")
     seeds = raw.get("seeds", [0, 1, 2])
     need(
         isinstance(seeds, list)
@@ -120,6 +123,11 @@ def load_ladder(path: str | Path) -> Ladder:
     need(metric in metrics, "metric", f"one of {metrics}")
     with_all = raw.get("all", True)
     need(isinstance(with_all, bool), "all", "true or false")
+    need(
+        with_all or kinds == ["add_one"],
+        "ladders",
+        "[add_one] with all: false (alternatives are each compared alone with the baseline)",
+    )
     points = raw.get("points", {})
     need(
         isinstance(points, dict)

@@ -60,8 +60,14 @@ def collect(ladder: Ladder, runs: list[Run], out: Path) -> dict[str, Any]:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """A run's summary.json, or None when there is none or it cannot be read (a file cut
+    short by a kill: the run is then treated as not finished)."""
     path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
 
 
 def _signed(value: float) -> str:

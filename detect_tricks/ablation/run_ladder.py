@@ -12,6 +12,9 @@ from pathlib import Path
 from detect_tricks.ablation.ladder import Ladder, Run, expand_runs, load_ladder, select_runs
 from detect_tricks.ablation.report import collect, markdown_table, plot_results
 from detect_tricks.ablation.runner import JobResult, check_plan, job_command, jobs_of, run_jobs
+from detect_tricks.config_loader import load_config
+from detect_tricks.errors import ConfigError
+from detect_tricks.tasks import TASKS
 from detect_tricks.utils.progress import format_duration
 
 logger = logging.getLogger(__name__)
@@ -51,7 +54,10 @@ def ablate(
     returns the number of runs that failed."""
     ladder, runs = selection.apply(ladder_path)
     out = out or default_out(ladder_path)
+    check_runs(ladder, runs)
     jobs = jobs_of(ladder, runs, out)
+    if report_only:
+        check_plan(ladder, runs, out, overwrite=False, store=False)
     if dry_run:
         for job in jobs:
             finished = job.state() == "finished"
@@ -99,6 +105,17 @@ def ablate(
     # The ladder as read at the start: the file may have been edited during the runs.
     write_report(ladder, runs, out, report_command(ladder_path, out, selection))
     return len(failed)
+
+
+def check_runs(ladder: Ladder, runs: list[Run]) -> None:
+    """Every run's config as training will read it, checked before anything trains (a
+    typo in a switch would otherwise show only when that run starts, after the others)."""
+    config_class = TASKS[ladder.task].config_class
+    for run in runs:
+        try:
+            load_config(ladder.base, config_class, list(run.overrides))
+        except ConfigError as err:
+            raise ConfigError(f"{ladder.source}, run {run.name}: {err}") from None
 
 
 def report_command(ladder_path: Path, out: Path, selection: Selection) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from detect_tricks.ablation.ladder import Ladder, Run, plan_differences, plan_of
+from detect_tricks.ablation.report import read_summary
 from detect_tricks.errors import ConfigError
 from detect_tricks.tasks import TASKS
 
@@ -49,8 +50,8 @@ class Job:
 
     def state(self) -> str:
         """`finished`, `interrupted` (a checkpoint to resume) or `new`."""
-        summary = self.directory / "summary.json"
-        if summary.is_file() and json.loads(summary.read_text()).get("status") == "finished":
+        summary = read_summary(self.directory)
+        if summary is not None and summary.get("status") == "finished":
             return "finished"
         if (self.directory / "checkpoints" / "last.pt").is_file():
             return "interrupted"
@@ -74,8 +75,11 @@ def job_command(ladder: Ladder, job: Job, python: str = sys.executable) -> list[
     return [*tool, "--config", str(ladder.base), "--out", str(job.directory), "--overwrite", *sets]
 
 
-def check_plan(ladder: Ladder, runs: list[Run], out: Path, overwrite: bool) -> None:
-    """Store the plan in `out`, refusing one that changed since the runs there."""
+def check_plan(
+    ladder: Ladder, runs: list[Run], out: Path, overwrite: bool, store: bool = True
+) -> None:
+    """Store the plan in `out` (with `store`), refusing one that changed since the runs
+    there (a report of runs trained by another ladder would mislabel them)."""
     plan_path = out / "plan.json"
     current = plan_of(ladder, runs)
     if plan_path.is_file():
@@ -87,9 +91,24 @@ def check_plan(ladder: Ladder, runs: list[Run], out: Path, overwrite: bool) -> N
                 "or --out for another folder"
             )
         if differing:
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    plan_path.write_text(json.dumps(current, indent=2) + "\n")
+            remove_ladder_runs(
+                out, [*json.loads(plan_path.read_text()).get("runs", {}), *current["runs"]]
+            )
+    if store:
+        out.mkdir(parents=True, exist_ok=True)
+        plan_path.write_text(json.dumps(current, indent=2) + "\n")
+
+
+def remove_ladder_runs(out: Path, run_names: list[str]) -> None:
+    """Delete what a ladder wrote in `out` (its runs' folders, reports and plan) and
+    nothing else: other files there are the user's."""
+    for name in set(run_names):
+        shutil.rmtree(out / name, ignore_errors=True)
+        point = (out / name).parent
+        if point != out and point.is_dir() and not any(point.iterdir()):
+            point.rmdir()  # a scale curve's point folder left empty
+    for written in ("plan.json", "ablation.json", "ablation.md", "ablation.png"):
+        (out / written).unlink(missing_ok=True)
 
 
 def child_environment(jobs_at_once: int) -> dict[str, str]:

@@ -18,9 +18,10 @@ from pathlib import Path
 from detect_tricks.classify import collate, evaluate_classifier, load_trained_classifier
 from detect_tricks.data.cls_transforms import ClassificationEvalTransform
 from detect_tricks.data.folder import ImageFolderDataset
-from detect_tricks.engine.cli import run_tool
+from detect_tricks.engine.cli import non_negative_int, positive_int, run_tool
 from detect_tricks.engine.setup import build_eval_loader, configure_device
 from detect_tricks.utils.distributed import DistContext, resolve_device
+from detect_tricks.utils.outputs import refuse_to_replace, writable_file
 from detect_tricks.utils.progress import setup_logging
 
 logger = logging.getLogger(__spec__.name)  # not __name__: "__main__" under python -m
@@ -33,8 +34,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, required=True, help="last.pt or best.pt")
     parser.add_argument("--data", type=Path, help="folder of class folders (default: val split)")
     parser.add_argument("--out", type=Path, help="JSON file (default: beside the checkpoint)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--workers", type=non_negative_int, default=2)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     return parser.parse_args()
 
@@ -46,6 +47,9 @@ def run() -> None:
     configure_device(ctx.device)
     model, cfg, metadata = load_trained_classifier(args.checkpoint)
     root = args.data or Path(cfg.data.root) / cfg.data.val_split
+    out = args.out or args.checkpoint.with_name(f"eval_{args.checkpoint.stem}_{root.name}.json")
+    refuse_to_replace(out, [args.checkpoint])
+    writable_file(out)
     dataset = ImageFolderDataset(
         root,
         ClassificationEvalTransform(cfg.data.eval_size, cfg.data.eval_crop_ratio),
@@ -53,7 +57,6 @@ def run() -> None:
     )
     loader = build_eval_loader(dataset, args.batch_size, args.workers, collate, ctx)
     metrics = evaluate_classifier(model.to(ctx.device), loader, ctx)
-    out = args.out or args.checkpoint.with_name(f"eval_{args.checkpoint.stem}_{root.name}.json")
     result = {"checkpoint": str(args.checkpoint), "data": str(root), "images": len(dataset)}
     out.write_text(json.dumps({**result, **metrics}, indent=2) + "\n")
     logger.info(

@@ -29,11 +29,12 @@ from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.detection import DetectionEvalSet, collate_detection
 from detect_tricks.detection import build_sources, collect_results, nms_settings
 from detect_tricks.detector import Detector
-from detect_tricks.engine.cli import input_size, run_tool
+from detect_tricks.engine.cli import input_size, non_negative_int, positive_int, run_tool
 from detect_tricks.engine.setup import build_eval_loader, configure_device
 from detect_tricks.errors import DatasetError
 from detect_tricks.postprocess import NMS_METHODS
 from detect_tricks.utils.distributed import DistContext
+from detect_tricks.utils.outputs import refuse_to_replace, writable_file
 from detect_tricks.utils.progress import setup_logging
 
 logger = logging.getLogger(__spec__.name)  # not __name__: "__main__" under python -m
@@ -66,8 +67,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="JSON file for the stats")
     parser.add_argument("--backend", choices=BACKENDS, default="pycocotools")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--workers", type=non_negative_int, default=2)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     args = parser.parse_args()
     if (args.checkpoint is None) == (args.results is None):
@@ -141,6 +142,13 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, dict]:
 def run() -> None:
     args = parse_args()
     setup_logging(None, is_main=True)
+    out = args.out or (
+        args.results.with_name(f"{args.results.stem}_stats.json")
+        if args.results is not None
+        else args.checkpoint.with_name(f"eval_{args.checkpoint.stem}.json")
+    )
+    refuse_to_replace(out, [args.checkpoint, args.results, args.ann])
+    writable_file(out)
     if args.results is not None:
         # the annotations as training reads them (checked; no image is read)
         gt = load_ground_truth(
@@ -150,17 +158,14 @@ def run() -> None:
         stats = evaluate_results(gt, results, args.backend, str(args.results), args.skip_bad)
         report(f"{args.results} against {args.ann}:", stats)
         by_size = {"results": stats}
-        default_out = args.results.with_name(f"{args.results.stem}_stats.json")
     else:
         by_size = evaluate_checkpoint(args)
-        default_out = args.checkpoint.with_name(f"eval_{args.checkpoint.stem}.json")
     summary = {
         key: {**{name: stats[name] for name in STAT_NAMES}, "per_class": stats["per_class"]}
         for key, stats in by_size.items()
     }
     if len(summary) == 1:
         summary = next(iter(summary.values()))
-    out = args.out or default_out
     out.write_text(json.dumps(summary, indent=2) + "\n")
     logger.info("wrote %s", out)
 

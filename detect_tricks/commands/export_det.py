@@ -23,7 +23,7 @@ from detect_tricks.config import DetConfig
 from detect_tricks.data.image import read_rgb
 from detect_tricks.detection import build_sources
 from detect_tricks.detector import Detector
-from detect_tricks.engine.cli import run_tool
+from detect_tricks.engine.cli import positive_int, run_tool
 from detect_tricks.export import (
     OPSET,
     OnnxYOLOv3,
@@ -31,6 +31,7 @@ from detect_tricks.export import (
     export_onnx,
     largest_difference,
 )
+from detect_tricks.utils.outputs import refuse_to_replace, writable_file
 from detect_tricks.utils.progress import setup_logging
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dynamic", action="store_true", help="any batch and input size")
     parser.add_argument("--out", type=Path, help="default: beside the checkpoint, .onnx")
     parser.add_argument("--images", type=Path, nargs="+", help="check on these (default: val)")
-    parser.add_argument("--check-images", type=int, default=8, help="how many to check on")
+    parser.add_argument("--check-images", type=positive_int, default=8, help="how many to check on")
     args = parser.parse_args()
     if args.size is not None and args.size % 32:
         parser.error(f"--size must be a multiple of 32 (the coarsest stride), got {args.size}")
@@ -64,8 +65,10 @@ def check_images(args: argparse.Namespace, cfg: DetConfig) -> list:
 def run() -> None:
     args = parse_args()
     setup_logging(None, is_main=True)
-    detector = Detector.from_checkpoint(args.checkpoint, device="cpu", size=args.size)
     out = args.out or args.checkpoint.with_suffix(".onnx")
+    refuse_to_replace(out, [args.checkpoint, *(args.images or [])])
+    writable_file(out)
+    detector = Detector.from_checkpoint(args.checkpoint, device="cpu", size=args.size)
     metadata = detector_metadata(
         detector.model,
         detector.class_names,

@@ -28,6 +28,7 @@ from detect_tricks.data.image import IMAGE_EXTENSIONS, list_image_files, read_rg
 from detect_tricks.detector import Detector
 from detect_tricks.engine.cli import input_size, probability, run_tool
 from detect_tricks.errors import DatasetError, ImageReadError, UsageError
+from detect_tricks.utils.outputs import writable_folder
 from detect_tricks.utils.progress import setup_logging
 from detect_tricks.visualize import draw_detections, save_rgb
 
@@ -51,6 +52,11 @@ def parse_args() -> argparse.Namespace:
         "--ann", type=Path, help="a COCO file naming the images: its image and category ids"
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an --out folder that holds other files (same names are replaced)",
+    )
     parser.add_argument(
         "--skip-bad-images",
         action="store_true",
@@ -82,15 +88,25 @@ def list_images(inputs: list[Path]) -> list[Path]:
     return sorted(set(found))
 
 
-def picture_names(paths: list[Path], out: Path) -> list[Path]:
+def picture_names(paths: list[Path], out: Path, overwrite: bool = False) -> list[Path]:
     """Where each input's annotated picture goes: `<out>/<stem>.jpg|.png`, numbered when
-    inputs share a name. An output that would replace an input, or an `--out` that is an
-    input folder, is an error: the user's photos are never written over."""
+    inputs share a name. An output that would replace an input, an `--out` that is an
+    input folder, or one that holds files of its own (not a previous run's: that has a
+    detections.json) without --overwrite, is an error: a user's files are never written
+    over."""
     inputs = {p.resolve() for p in paths}
     if any(p.resolve().parent == out.resolve() for p in paths):
         raise UsageError(
             f"--out {out} holds input images: the annotated pictures would be written beside "
             "(or over) them; choose another folder"
+        )
+    writable_folder(out)
+    others = [p.name for p in out.iterdir()] if not (out / "detections.json").is_file() else []
+    if others and not overwrite:
+        shown = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
+        raise UsageError(
+            f"--out {out} already holds files ({shown}); choose a new or empty folder, or "
+            "--overwrite to write beside them"
         )
     pictures, taken = [], set()
     for path in paths:
@@ -103,6 +119,8 @@ def picture_names(paths: list[Path], out: Path) -> list[Path]:
         picture = out / name
         if picture.resolve() in inputs:
             raise UsageError(f"--out {out}: {picture} is an input image; choose another folder")
+        if picture.is_dir():
+            raise UsageError(f"--out {out}: {picture} is a folder; choose another --out")
         pictures.append(picture)
     return pictures
 
@@ -119,6 +137,13 @@ def ids_from_annotations(
     for entry in data["images"]:
         if isinstance(entry, dict) and isinstance(entry.get("file_name"), str):
             by_name.setdefault(Path(entry["file_name"]).name, entry.get("id"))
+    names = [p.name for p in paths]
+    shared = sorted({n for n in names if names.count(n) > 1})
+    if shared:
+        raise UsageError(
+            f"--ann {ann}: inputs from different folders share the name {shared[0]}; a COCO "
+            "file names an image by its file name, so give one folder at a time"
+        )
     missing = [p.name for p in paths if p.name not in by_name]
     if missing:
         raise DatasetError(
@@ -141,7 +166,7 @@ def run() -> None:
     args = parse_args()
     setup_logging(None, is_main=True)
     paths = list_images(args.images)
-    pictures = picture_names(paths, args.out)
+    pictures = picture_names(paths, args.out, args.overwrite)
     detector = Detector.from_checkpoint(
         args.checkpoint, device=args.device, size=args.size, score_threshold=args.score_thr
     )

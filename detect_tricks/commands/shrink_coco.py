@@ -35,6 +35,8 @@ def run() -> None:
     args = parser.parse_args()
     if args.max_side < 32:
         parser.error(f"--max-side must be at least 32 pixels, got {args.max_side}")
+    if not 0 <= args.jpeg_quality <= 100:
+        parser.error(f"--jpeg-quality must be in [0, 100], got {args.jpeg_quality}")
     setup_logging(None, is_main=True)
     report = shrink_coco_set(args.ann, args.image_dir, args.out, args.max_side, args.jpeg_quality)
     logger.info(report.summary(args.out))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from detect_tricks.data.voc import voc_to_coco
 from detect_tricks.engine.cli import run_tool
+from detect_tricks.utils.outputs import refuse_inside, writable_file
 from detect_tricks.utils.progress import setup_logging
 
 logger = logging.getLogger(__spec__.name)  # not __name__: "__main__" under python -m
@@ -33,6 +34,9 @@ def run() -> None:
     parser.add_argument("--use-difficult", action="store_true")
     args = parser.parse_args()
     setup_logging(None, is_main=True)
+    if args.out.exists():  # a file of the VOC tree (a split file, an XML) is never replaced
+        refuse_inside(args.out, [args.root])
+    writable_file(args.out)
     data = voc_to_coco(args.root, args.split, args.classes, args.use_difficult)
     args.out.write_text(json.dumps(data) + "\n")
     logger.info(

@@ -17,10 +17,14 @@ import json
 import logging
 from pathlib import Path
 
-from detect_tricks.config_loader import parse_yaml
+import yaml
+
+from detect_tricks.config_loader import parse_yaml, yaml_problem
+from detect_tricks.data.coco import read_text
 from detect_tricks.data.yolo import yolo_to_coco
 from detect_tricks.engine.cli import run_tool
-from detect_tricks.errors import DatasetError
+from detect_tricks.errors import ConfigError, DatasetError
+from detect_tricks.utils.outputs import refuse_inside, refuse_to_replace, writable_file
 from detect_tricks.utils.progress import setup_logging
 
 logger = logging.getLogger(__spec__.name)  # not __name__: "__main__" under python -m
@@ -31,14 +35,24 @@ def read_names(path: Path) -> list[str]:
     text file with one name per line."""
     if not path.is_file():
         raise DatasetError(f"--names-file: no file at {path}")
-    if path.suffix in (".yaml", ".yml"):
-        names = (parse_yaml(path.read_text()) or {}).get("names")
-        if isinstance(names, dict):
-            names = [names[i] for i in sorted(names)]
-        if not isinstance(names, list) or not names:
-            raise DatasetError(f"{path}: expected a 'names' list or mapping")
-        return [str(n) for n in names]
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    text = read_text(path, "a names file")
+    if path.suffix not in (".yaml", ".yml"):
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        data = parse_yaml(text)
+    except (yaml.YAMLError, ConfigError) as err:
+        raise DatasetError(f"{path} is not valid YAML: {yaml_problem(err)}") from None
+    names = data.get("names") if isinstance(data, dict) else None
+    if isinstance(names, dict):
+        if sorted(names) != list(range(len(names))):
+            raise DatasetError(
+                f"{path}: 'names' must map the class indices 0..{len(names) - 1}, each once, "
+                f"got {sorted(names, key=str)}"
+            )
+        names = [names[i] for i in range(len(names))]
+    if not isinstance(names, list) or not names:
+        raise DatasetError(f"{path}: expected a 'names' list or a mapping of index to name")
+    return [str(n) for n in names]
 
 
 def run() -> None:
@@ -53,6 +67,9 @@ def run() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     setup_logging(None, is_main=True)
+    refuse_to_replace(args.out, [args.names_file])
+    refuse_inside(args.out, [args.images, args.labels])
+    writable_file(args.out)
     class_names = args.names or read_names(args.names_file)
     data = yolo_to_coco(args.images, args.labels, class_names)
     args.out.write_text(json.dumps(data) + "\n")

@@ -52,17 +52,33 @@ class LoadReport:
         return line
 
 
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file's content; a folder, an unreadable file or bytes that are not
+    UTF-8 are a DatasetError naming the file."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise DatasetError(f"{path} is a folder, not {what}") from None
+    except OSError as err:
+        raise DatasetError(f"cannot read {what} {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        bad = err.object[err.start : err.start + 1]
+        raise DatasetError(f"{path} is not UTF-8 text (byte {err.start}: {bad!r})") from None
+
+
 def read_json(path: str | Path) -> Any:
     """Parse a JSON file; errors name the file (and the line and column of a syntax error)."""
     path = Path(path)
+    text = read_text(path, "an annotation file")
     try:
-        return json.loads(path.read_text())
-    except OSError as err:
-        raise DatasetError(f"cannot read annotation file {path}: {err.strerror}") from err
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise DatasetError(
             f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})"
         ) from err
+    except RecursionError:
+        raise DatasetError(f"{path} nests its JSON too deeply to be an annotation file") from None
 
 
 class CocoDetection:

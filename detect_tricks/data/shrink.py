@@ -63,17 +63,33 @@ def shrink_coco_set(
     if max_side < 32:
         raise ValueError(f"max_side must be at least 32 pixels, got {max_side}")
     ann, image_dir, out_dir = Path(ann), Path(image_dir), Path(out_dir)
+    if not image_dir.is_dir():
+        raise DatasetError(f"no image folder at {image_dir}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DatasetError(f"the output {out_dir} is a file; give a folder")
     data = read_json(ann)
     source = CocoDetection(data, image_dir, source=str(ann))  # one record per entry, in order
     out_images = out_dir / "images"
-    if out_images.resolve() == image_dir.resolve():
-        raise DatasetError(f"{out_dir}: writing over the source images {image_dir} is refused")
+    out_ann = out_dir / "annotations" / ann.name
+    targets = [out_images / Path(entry["file_name"]).name for entry in data["images"]]
+    names = [t.name for t in targets]
+    if len(set(names)) < len(names):
+        shared = next(n for n in names if names.count(n) > 1)
+        raise DatasetError(f"{ann}: two images are named {shared}; the copy keeps one folder")
+    sources = {Path(r.path).resolve() for r in source.records}
+    if out_ann.resolve() == ann.resolve() or any(t.resolve() in sources for t in targets):
+        raise DatasetError(
+            f"{out_dir}: the copy would be written over its source ({ann} or its images); "
+            "give another output folder"
+        )
     annotations_of: dict[int, list[dict[str, Any]]] = {}
     for annotation in data["annotations"]:
         annotations_of.setdefault(annotation["image_id"], []).append(annotation)
     report = ShrinkReport()
-    for index, (entry, record) in enumerate(zip(data["images"], source.records, strict=True)):
-        target = out_images / entry["file_name"]
+    for index, (entry, record, target) in enumerate(
+        zip(data["images"], source.records, targets, strict=True)
+    ):
+        entry["file_name"] = target.name  # an absolute or nested name lands in images/
         target.parent.mkdir(parents=True, exist_ok=True)
         report.bytes_before += Path(record.path).stat().st_size
         if max(record.width, record.height) <= max_side:

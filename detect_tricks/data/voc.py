@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from detect_tricks.data.coco import CocoDetection
+from detect_tricks.data.coco import CocoDetection, read_text
 from detect_tricks.data.image import read_rgb
 from detect_tricks.errors import DatasetError, ImageReadError
 
@@ -53,6 +53,8 @@ def _read_xml(xml: Path) -> ET.Element:
         return ET.parse(xml).getroot()
     except FileNotFoundError as err:
         raise DatasetError(f"annotation file {xml} does not exist") from err
+    except OSError as err:
+        raise DatasetError(f"cannot read annotation file {xml}: {err.strerror}") from None
     except ET.ParseError as err:
         raise DatasetError(f"{xml} is not valid XML: {err}") from err
 
@@ -62,7 +64,13 @@ def split_ids(root: Path, split: str | Path) -> list[str]:
     path = Path(split) if Path(split).is_file() else root / "ImageSets" / "Main" / f"{split}.txt"
     if not path.is_file():
         raise DatasetError(f"no split file {path} (expected ImageSets/Main/<split>.txt)")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    text = read_text(path, "a VOC split file")
+    if text.lstrip().startswith(("{", "[")):
+        raise DatasetError(
+            f"{path} is JSON, not a VOC split file (one image id per line): is data.format "
+            "coco meant?"
+        )
+    return [line.split()[0] for line in text.splitlines() if line.strip()]
 
 
 def voc_to_coco(
@@ -92,6 +100,10 @@ def voc_to_coco(
             x0, y0, x1, y1 = (
                 _number(obj, f"bndbox/{k}", xml, where) for k in ("xmin", "ymin", "xmax", "ymax")
             )
+            if x1 < x0 or y1 < y0:
+                raise DatasetError(
+                    f"{xml}: {where} has xmax < xmin or ymax < ymin ({x0}, {y0}, {x1}, {y1})"
+                )
             difficult = int(_difficult(obj, xml, where))
             annotations.append(
                 {
@@ -119,8 +131,8 @@ def _image_size(node: ET.Element, image: Path, xml: Path) -> tuple[int, int]:
         return width, height
     try:
         pixels = read_rgb(image)
-    except ImageReadError:
-        return 0, 0  # reported when the image is loaded
+    except ImageReadError as err:
+        raise DatasetError(f"{xml}: no size written and the image cannot be read ({err})") from None
     return pixels.shape[1], pixels.shape[0]
 
 

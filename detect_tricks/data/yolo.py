@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from detect_tricks.data.coco import is_finite_number
+from detect_tricks.data.coco import is_finite_number, read_text
 from detect_tricks.data.image import list_image_files
 from detect_tricks.data.image_check import check_images
 from detect_tricks.errors import DatasetError
@@ -31,9 +31,18 @@ def yolo_to_coco(images: str | Path, labels: str | Path, names: list[str]) -> di
         raise DatasetError("YOLO labels need the class names, in class-index order")
     if not images.is_dir():
         raise DatasetError(f"no image folder at {images}")
+    if not labels.is_dir():
+        raise DatasetError(f"no label folder at {labels}")
     paths, _ = list_image_files(images)
     if not paths:
         raise DatasetError(f"no image files in {images}")
+    stems = [p.stem for p in paths]
+    shared = sorted({s for s in stems if stems.count(s) > 1})
+    if shared:
+        raise DatasetError(
+            f"{images}: several images share the stem {shared[0]} (e.g. .jpg and .png), so "
+            f"{shared[0]}.txt cannot say whose boxes it holds"
+        )
     sizes = check_images([str(p) for p in paths])
     coco: dict[str, Any] = {
         "images": [],
@@ -73,7 +82,7 @@ def yolo_to_coco(images: str | Path, labels: str | Path, names: list[str]) -> di
 
 def _read_label_file(path: Path, classes: int) -> list[tuple[list[float], int]]:
     boxes = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path, "a label file").splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

@@ -129,6 +129,22 @@ def input_size(text: str) -> int:
     return value
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
 def user_message(err: BaseException) -> str:
     """The error's own message on one line. An error raised in a DataLoader worker reaches
     the main process as the same type with the worker's whole traceback for a message

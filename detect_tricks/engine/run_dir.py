@@ -59,6 +59,13 @@ class RunDirectory:
                 f"{self.root} already holds a run ({self.last} exists); pass --resume to "
                 "continue it, --overwrite to start it again, or --out for another folder"
             )
+        held = sorted(p.name for p in self.root.iterdir()) if self.root.is_dir() else []
+        if not resume and held and not overwrite:
+            shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+            raise FileExistsError(
+                f"{self.root} already holds files ({shown}); pass --overwrite to start a run "
+                "there (it replaces a run's own files only), or --out for another folder"
+            )
         if not self.writes:
             return
         try:
@@ -107,8 +114,12 @@ class RunDirectory:
         self._append(self.evals, record)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
+        """Written atomically: a kill mid-write leaves the previous summary, not a torn one
+        that would stop a ladder from reading its runs."""
         if self.writes:
-            self.summary.write_text(json.dumps(summary, indent=2) + "\n")
+            temporary = self.summary.with_name(self.summary.name + ".tmp")
+            temporary.write_text(json.dumps(summary, indent=2) + "\n")
+            os.replace(temporary, self.summary)
 
     def _clear_previous_run(self) -> None:
         """What a run and its tools wrote here: logs, config, checkpoints (and the files

@@ -73,7 +73,7 @@ def test_photos_within_the_limit_are_copied_byte_for_byte(demo_set, tmp_path):
 
 def test_bad_input_is_refused_before_anything_is_written(demo_set, tmp_path):
     ann, images, data = demo_set
-    with pytest.raises(DatasetError, match="writing over the source images"):
+    with pytest.raises(DatasetError, match="would be written over its source"):
         shrink_coco_set(ann, images, images.parent, 100)
     data["images"][2]["file_name"] = "missing.jpg"
     ann.write_text(json.dumps(data))

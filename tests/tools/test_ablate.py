@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -268,9 +269,18 @@ def test_a_runner_stopped_by_sigterm_stops_its_training_and_starts_no_more(confi
     assert summary["status"] != "finished"  # stopped, to be resumed
 
 
+REAL_SWITCHES = (
+    '{a: [tricks.mixup=true], b: [tricks.spp=true, optim.no_bias_decay=true], '
+    'c: ["schedule.steps=[1, 2]"]}'
+)
+
+
 def test_dry_run_prints_the_commands_and_trains_nothing(tmp_path, ladder_file):
     out = tmp_path / "out"
-    result = run_tool("tools/ablate.py", str(ladder_file), "--out", str(out), "--dry-run")
+    ladder = write_ladder(
+        tmp_path / "real.yaml", load_ladder(ladder_file).base, switches=REAL_SWITCHES
+    )
+    result = run_tool("tools/ablate.py", str(ladder), "--out", str(out), "--dry-run")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 7 * 3
@@ -368,3 +378,44 @@ def test_a_setting_added_to_the_package_since_keeps_the_runs(tmp_path, ladder_fi
     (out / "plan.json").write_text(json.dumps(plan))
     with pytest.raises(ConfigError, match="differs in base_config"):
         check_plan(ladder, expand_runs(ladder), out, overwrite=False)
+
+
+def test_a_typo_in_a_switch_stops_the_ladder_before_anything_trains(tmp_path, ladder_file):
+    base = load_ladder(ladder_file).base
+    typo = write_ladder(tmp_path / "typo.yaml", base, switches="{iou: [tricks.iou_awaer=true]}")
+    result = run_tool("tools/ablate.py", str(typo), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "run all: --set tricks.iou_awaer=true: unknown key 'iou_awaer'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"switches": "{a/b: [tricks.spp=true]}"}, "names of letters, digits"),
+        ({"all": "false"}, "[add_one] with all: false"),
+    ],
+)
+def test_switch_names_and_all_false_are_checked(tmp_path, ladder_file, extra, message):
+    bad = write_ladder(tmp_path / "bad.yaml", load_ladder(ladder_file).base, **extra)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_ladder(bad)
+
+
+def test_overwrite_deletes_the_ladders_runs_and_keeps_the_users_files(tmp_path, ladder_file):
+    ladder = load_ladder(ladder_file)
+    out = tmp_path / "out"
+    check_plan(ladder, expand_runs(ladder), out, overwrite=False)
+    (out / "baseline" / "seed0").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    ladder.base.write_text("train: {epochs: 3}\n")
+    check_plan(ladder, expand_runs(ladder), out, overwrite=True)
+    assert not (out / "baseline").exists() and (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_torn_summary_reads_as_not_finished(tmp_path, ladder_file):
+    ladder = load_ladder(ladder_file)
+    job = Job(expand_runs(ladder)[0], 0, tmp_path / "run")
+    job.directory.mkdir()
+    (job.directory / "summary.json").write_text('{"status": "fini')
+    assert job.state() == "new"

@@ -112,6 +112,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _require(self.epochs > 0, "train.epochs", "> 0", self.epochs)
+        _require(0 <= self.seed < 2**31, "train.seed", "in [0, 2^31)", self.seed)
         _require(self.batch_size > 0, "train.batch_size", "> 0", self.batch_size)
         _require(0 < self.ema_decay < 1, "train.ema_decay", "in (0, 1)", self.ema_decay)
         _require(
@@ -164,7 +165,7 @@ class ClsModelConfig:
     weights: str = ""  # initial weights: a .pth/.pt/.safetensors file (ours, torchvision, timm)
 
     def __post_init__(self) -> None:
-        _require(self.width > 0, "model.width", "> 0", self.width)
+        _require(_positive(self.width), "model.width", "a positive finite number", self.width)
         _require(self.num_classes > 0, "model.num_classes", "> 0", self.num_classes)
 
 
@@ -288,7 +289,7 @@ class DetModelConfig:
     ignore_iou: float = 0.7  # predictions overlapping a ground truth more are not negatives
 
     def __post_init__(self) -> None:
-        _require(self.width > 0, "model.width", "> 0", self.width)
+        _require(_positive(self.width), "model.width", "a positive finite number", self.width)
         _require(self.num_classes > 0, "model.num_classes", "> 0", self.num_classes)
         shape_ok = len(self.anchors) == 3 and all(
             len(level) == 3 and all(len(a) == 2 and min(a) > 0 for a in level)
@@ -338,6 +339,8 @@ class DetDataConfig:
             "a finite number >= 1",
             self.expand_ratio,
         )
+        seed = self.train_subset_seed
+        _require(0 <= seed < 2**31, "data.train_subset_seed", "in [0, 2^31)", seed)
         subset = self.train_subset
         _require(
             (isinstance(subset, int) and subset >= 0) or 0 < subset < 1,
@@ -398,7 +401,9 @@ class DetTricksConfig:
         )
         _require(0 <= self.mosaic_prob <= 1, "tricks.mosaic_prob", "in [0, 1]", self.mosaic_prob)
         _require(
-            len(self.mosaic_scale) == 2 and 0 < self.mosaic_scale[0] <= self.mosaic_scale[1],
+            len(self.mosaic_scale) == 2
+            and 0 < self.mosaic_scale[0] <= self.mosaic_scale[1]
+            and math.isfinite(self.mosaic_scale[1]),
             "tricks.mosaic_scale",
             "[min, max] with 0 < min <= max",
             self.mosaic_scale,

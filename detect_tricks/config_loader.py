@@ -30,6 +30,19 @@ class _Loader(yaml.SafeLoader):
     what `&name` holds, and a few lines of nested aliases expand to gigabytes before
     any key could be checked (a "billion laughs")."""
 
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """Refuse a key given twice: YAML keeps the last, and a second `train:` section
+        silently dropped the first one's keys."""
+        seen = set()
+        for key_node, _ in node.value:
+            key = key_node.value
+            if key in seen:
+                raise ConfigError(
+                    f"line {key_node.start_mark.line + 1}: the key '{key}' is given twice"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
@@ -80,7 +93,9 @@ def load_config(path: str | Path, cls: type[C], overrides: Sequence[str] = ()) -
     """
     path = Path(path)
     try:
-        raw = parse_yaml(path.read_text()) or {}
+        raw = parse_yaml(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start})") from None
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
     except (yaml.YAMLError, ConfigError) as err:
@@ -125,9 +140,11 @@ def apply_override(raw: dict[str, Any], cls: type, item: str) -> None:
         prefix = ".".join(parts[:depth])
         if name not in hints:
             raise _unknown_key(name, prefix, hints, source)
+        if dataclasses.is_dataclass(hints[name]) and node.get(name) is None:
+            node[name] = {}  # a section written empty (`model:`) holds no keys yet
         if depth == len(parts) - 1 and dataclasses.is_dataclass(hints[name]):
             _build(hints[name], value, f"{dotted}.", source)  # check it before merging
-            node.setdefault(name, {}).update(value)
+            node[name].update(value or {})
         elif depth == len(parts) - 1:
             node[name] = _convert(value, hints[name], dotted, source)
         else:

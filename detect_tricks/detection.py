@@ -29,6 +29,7 @@ from detect_tricks.data.sampling import fixed_subset, random_shape_schedule, spr
 from detect_tricks.data.sources import read_sources
 from detect_tricks.engine.precise_bn import PreciseBN
 from detect_tricks.engine.setup import build_eval_loader, resolve_workers
+from detect_tricks.errors import ConfigError
 from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models.yolov3 import YOLOv3
 from detect_tricks.postprocess import NMSSettings, postprocess, rescale_boxes
@@ -72,9 +73,18 @@ def build_sources(cfg: DetDataConfig) -> tuple[DetectionSource, DetectionSource]
     `data.format`, every image checked once before training."""
     train, val = read_sources(cfg)
     train, val = train.checked(), val.checked()
+    if not any(len(record.boxes) for record in val.records):
+        logger.warning(
+            "%s has no boxes: its AP means nothing (COCOeval has nothing to score)", val.source
+        )
     if cfg.train_subset:
         total = len(train)
         train = train.subset(fixed_subset(total, cfg.train_subset, cfg.train_subset_seed))
+        if not len(train):
+            raise ConfigError(
+                f"data.train_subset {cfg.train_subset} of the {total} images of "
+                f"{train.source} is no image at all; give a larger count or fraction"
+            )
         logger.info(
             "data.train_subset %s: training on %d of the %d images of %s (subset seed %d)",
             cfg.train_subset,

@@ -88,6 +88,10 @@ class Detector:
             size: input size (default: the training config's `data.size`).
             score_threshold: keep detections above it (default: `eval.score_threshold`).
         """
+        if size is not None and (size <= 0 or size % 32):
+            raise ValueError(f"size must be a positive multiple of 32, got {size}")
+        if score_threshold is not None and not 0 <= score_threshold <= 1:
+            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         trained = load_trained(path, "det")
         metadata = trained.metadata
         cfg = config_from_dict(trained.config, DetConfig, source=f"the config in {path}")
@@ -125,6 +129,8 @@ class Detector:
     ) -> list[dict[str, np.ndarray | list[str]]]:
         """Per image: `boxes` (K, 4) xyxy pixels, `scores` (K,), `labels` (K,), `names`;
         `images` as `ImageInput` describes, one or a list (a (B, 3, H, W) tensor too)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if not isinstance(images, (list, tuple)):
             images = [images]
         if len(images) == 1 and isinstance(images[0], torch.Tensor) and images[0].ndim == 4:
@@ -171,12 +177,21 @@ class Detector:
 
 def _tensor_to_array(image: torch.Tensor) -> np.ndarray:
     """A (3, H, W) tensor, uint8 or float in [0, 1] (torchvision's convention), as an
-    (H, W, 3) uint8 array."""
+    (H, W, 3) uint8 array; other dtypes, float values outside [0, 1] (0-255 floats, a
+    common slip) and NaN are a ValueError rather than a silently different image."""
     if image.ndim != 3 or image.shape[0] != 3 or not image.numel():
         raise ValueError(f"tensor images must be non-empty (3, H, W), got {tuple(image.shape)}")
     image = image.detach().cpu()
     if image.is_floating_point():
-        image = (image.clamp(0, 1) * 255).round()
+        if not torch.isfinite(image).all() or image.min() < 0 or image.max() > 1:
+            raise ValueError(
+                "float tensor images must hold finite values in [0, 1] (torchvision's "
+                f"convention), got [{image.min().item():g}, {image.max().item():g}]; "
+                "divide 0-255 values by 255 or pass uint8"
+            )
+        image = (image * 255).round()
+    elif image.dtype != torch.uint8:
+        raise ValueError(f"tensor images must be uint8 or float in [0, 1], got {image.dtype}")
     return image.to(torch.uint8).permute(1, 2, 0).numpy()
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from detect_tricks.errors import CheckpointError
 from detect_tricks.models.yolov3 import STRIDES, YOLOv3
 from detect_tricks.postprocess import NMSSettings
 
@@ -123,9 +124,14 @@ class OnnxYOLOv3:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no ONNX file at {self.path}")
-        stored = {p.key: p.value for p in onnx.load(str(self.path)).metadata_props}
+        try:
+            stored = {p.key: p.value for p in onnx.load(str(self.path)).metadata_props}
+        except Exception as err:  # protobuf's DecodeError and onnx's own errors vary by version
+            raise CheckpointError(
+                f"{self.path} is not a readable ONNX file ({type(err).__name__})"
+            ) from None
         if "detect_tricks" not in stored:
-            raise ValueError(f"{self.path} was not written by tools/export_det.py")
+            raise CheckpointError(f"{self.path} was not written by tools/export_det.py")
         self.metadata = json.loads(stored["detect_tricks"])
         self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         self.anchors = torch.tensor(self.metadata["anchors"], dtype=torch.float32)

@@ -9,6 +9,7 @@ function; `build_lr_schedule` picks one once, so the training loop only calls it
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 from collections.abc import Callable
 
@@ -16,6 +17,8 @@ from detect_tricks.config import ScheduleConfig
 from detect_tricks.errors import ConfigError
 
 LRSchedule = Callable[[int], float]
+
+logger = logging.getLogger(__name__)
 
 
 def warmup_lr(base_lr: float, iteration: int, warmup_iters: int) -> float:
@@ -56,6 +59,14 @@ def build_lr_schedule(
             "epochs; it must be shorter than train.epochs"
         )
     if cfg.name == "step":
+        late = [step for step in cfg.steps if step >= epochs]
+        if late:
+            logger.warning(
+                "schedule.steps %s come at or after the run's end (train.epochs=%d): "
+                "those decays never happen",
+                late,
+                epochs,
+            )
         boundaries = [epoch * iters_per_epoch for epoch in cfg.steps]
 
         def decay(iteration: int) -> float:

@@ -85,6 +85,12 @@ def categories_by_name(model_classes: list[str], source: CocoDetection) -> list[
     by position: another file may give the same classes other ids or another order); None
     for a class the file lacks, whose detections are left out. Categories the model does
     not know stay in the metric as missed."""
+    doubled = sorted({n for n in source.class_names if source.class_names.count(n) > 1})
+    if doubled:
+        raise DatasetError(
+            f"{source.source}: several categories are named {doubled[0]}, so the model's "
+            "classes cannot be matched to them by name"
+        )
     by_name = dict(zip(source.class_names, source.category_ids, strict=True))
     missing = [name for name in model_classes if name not in by_name]
     unknown = [name for name in source.class_names if name not in model_classes]

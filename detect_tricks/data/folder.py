@@ -9,6 +9,7 @@ content. An unreadable image stops with an error naming the file, unless
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,10 +63,16 @@ class ImageFolderDataset(Dataset):
                 f"{self.root} has class folders the training split lacks: {', '.join(unknown[:5])}"
             )
         self.samples: list[tuple[str, int]] = []
+        passed_over: Counter[str] = Counter()
         for label, name in enumerate(self.classes):
             folder = self.root / name
             if folder.is_dir():
-                self.samples += [(str(f), label) for f in list_image_files(folder)[0]]
+                images, others = list_image_files(folder)
+                self.samples += [(str(f), label) for f in images]
+                passed_over += others
+        if passed_over:
+            counts = ", ".join(f"{n} {kind}" for kind, n in sorted(passed_over.items()))
+            logger.info("%s: passed over %s (not read as images)", self.root, counts)
         if not self.samples:
             raise DatasetError(
                 f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {self.root}"

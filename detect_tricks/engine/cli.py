@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from detect_tricks.config_loader import config_diff, config_from_dict, load_config
 from detect_tricks.engine.run_dir import RunDirectory
 from detect_tricks.errors import USER_ERRORS, CheckpointError, ConfigError, NonFiniteLossError
-from detect_tricks.utils.checkpoint import load_training_checkpoint
+from detect_tricks.utils.checkpoint import TOOLS, load_training_checkpoint, task_of
 from detect_tricks.utils.distributed import DistContext
 from detect_tricks.utils.progress import setup_logging
 
@@ -67,8 +67,11 @@ def add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
     )
 
 
-def resolve_config(args: argparse.Namespace, cls: type[C]) -> tuple[C, Path, dict | None]:
-    """The run's config, its directory, and the checkpoint to resume from (or None)."""
+def resolve_config(
+    args: argparse.Namespace, cls: type[C], task: str | None = None
+) -> tuple[C, Path, dict | None]:
+    """The run's config, its directory, and the checkpoint to resume from (or None); a
+    checkpoint of another `task` ("det", "cls") is refused."""
     if not args.resume:
         if args.config is None:
             raise ConfigError("--config is required to start a run (or --resume with --out)")
@@ -82,6 +85,11 @@ def resolve_config(args: argparse.Namespace, cls: type[C]) -> tuple[C, Path, dic
         checkpoint = load_training_checkpoint(last, "tools/train_cls.py or tools/train_det.py")
     except CheckpointError as err:
         raise CheckpointError(f"--resume: {err}") from err
+    written_by = task_of(checkpoint)
+    if task is not None and written_by is not None and written_by != task:
+        raise CheckpointError(
+            f"--resume: {last} is a checkpoint of {TOOLS[written_by]}, not of {TOOLS[task]}"
+        )
     source = f"the config stored in {last}"
     cfg = config_from_dict(checkpoint["config"], cls, args.overrides, source=source)
     changed = config_diff(cfg, config_from_dict(checkpoint["config"], cls, source=source))

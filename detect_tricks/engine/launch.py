@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 def launch(task: Task, description: str) -> None:
     """A training tool's `main`: arguments, config, process group, run directory, train."""
     args = train_arg_parser(description).parse_args()
-    cfg, out, checkpoint = resolve_config(args, task.config_class)
+    cfg, out, checkpoint = resolve_config(args, task.config_class, task.name)
     with distributed_job(cfg.train.device) as ctx:
         run = open_run_directory(out, args, ctx)
         if cfg.train.tensorboard:

@@ -59,8 +59,9 @@ class RunDirectory:
                 f"{self.root} already holds a run ({self.last} exists); pass --resume to "
                 "continue it, --overwrite to start it again, or --out for another folder"
             )
+        # rank 0 alone: the other processes of a job would see its first files
         held = sorted(p.name for p in self.root.iterdir()) if self.root.is_dir() else []
-        if not resume and held and not overwrite:
+        if self.writes and not resume and held and not overwrite:
             shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
             raise FileExistsError(
                 f"{self.root} already holds files ({shown}); pass --overwrite to start a run "

@@ -74,6 +74,13 @@ class Trainer:
     def fit(self, loader: Iterable, sampler: TrainBatchSampler) -> str:
         """Train to the end (returns "finished") or to a stop signal ("interrupted")."""
         session_start, wall_before = time.perf_counter(), self.state.wall_seconds
+        if self.state.epoch >= self.epochs and not self.state.evaluation_pending:
+            logger.warning(
+                "This run has already trained %d epochs of train.epochs=%d: nothing to do "
+                "(--resume --set train.epochs=N trains it longer)",
+                self.state.epoch,
+                self.epochs,
+            )
         self.batches_per_epoch = sampler.batches_per_epoch
         self.global_batch = sampler.global_batch
         self.run.write_config(self.config)

@@ -40,10 +40,12 @@ class TrainedModel:
     metadata: dict[str, Any]  # task facts, e.g. class names
 
 
-def is_training_checkpoint(checkpoint: dict[str, Any]) -> bool:
+def is_training_checkpoint(checkpoint: Any) -> bool:
     """Whether a loaded file is a checkpoint of tools/train_cls.py or tools/train_det.py."""
-    return checkpoint.get("format") == CHECKPOINT_FORMAT and isinstance(
-        checkpoint.get("config"), dict
+    return (
+        isinstance(checkpoint, dict)
+        and checkpoint.get("format") == CHECKPOINT_FORMAT
+        and isinstance(checkpoint.get("config"), dict)
     )
 
 

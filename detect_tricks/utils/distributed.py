@@ -41,6 +41,8 @@ class DistContext:
 
 def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
     """`auto` picks this process's GPU when CUDA is available, else the CPU."""
+    if choice not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"the device must be auto, cpu or cuda, got {choice!r}")
     if choice == "cuda" and not torch.cuda.is_available():
         raise UsageError(
             "the device is 'cuda' but no CUDA device is available here (use cpu or auto)"

@@ -268,6 +268,13 @@ def infer_passes_over_what_is_not_an_image(tmp_path: Path, checkpoint: Path) -> 
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "detections.json"]
 
 
+def _raises_usage(call, fragment: str) -> None:
+    from detect_tricks.errors import UsageError
+
+    with pytest.raises(UsageError, match=re.escape(fragment)):
+        call()
+
+
 def bad_argument(*args: str, fragment: str):
     def check(tmp_path: Path, checkpoint: Path) -> None:
         data = _data_of(checkpoint) / "images"
@@ -358,6 +365,83 @@ def non_finite_weights(tmp_path: Path, checkpoint: Path) -> None:
     one_error_line(done, "non-finite weights", name)
 
 
+def _out_is_input(tool_args, victim):
+    """A tool pointed at one of its own inputs as --out: one error line, the input intact."""
+
+    def check(tmp_path: Path, checkpoint: Path) -> None:
+        run_dir = tmp_path / "run"
+        shutil.copytree(checkpoint.parents[1], run_dir)
+        data = _data_of(checkpoint)
+        values = {"CKPT": str(run_dir / "checkpoints" / "best.pt"), "VAL": str(data / "val.json")}
+        target = Path(values[victim])
+        before = target.read_bytes()
+        done = tool(*[values.get(a, a) for a in tool_args], "--out", str(target))
+        one_error_line(done, "--out")
+        assert target.read_bytes() == before
+
+    return check
+
+
+def infer_into_a_folder_of_the_users(tmp_path: Path, checkpoint: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "val_0.png").write_bytes(b"the user's own picture")
+    data = _data_of(checkpoint) / "images"
+    done = tool("tools/infer_det.py", "--checkpoint", str(checkpoint), "--images", str(data / "val_0.png"), "--out", str(out))  # fmt: skip
+    one_error_line(done, "already holds files", "--overwrite")
+    assert (out / "val_0.png").read_bytes() == b"the user's own picture"
+
+
+def infer_a_non_utf8_file_name(tmp_path: Path, checkpoint: Path) -> None:
+    folder = tmp_path / "photos"
+    _photos(folder, ("a.png",))
+    latin = os.fsencode(str(folder)) + b"/caf\xe9.png"
+    os.rename(folder / "a.png", latin)
+    done = tool("tools/infer_det.py", "--checkpoint", str(checkpoint), "--images", str(folder), "--out", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]  # was: a segmentation fault in cv2.imwrite
+    assert len(json.loads((tmp_path / "out" / "detections.json").read_text() or "[]")) >= 0
+    assert os.path.exists(os.fsencode(str(tmp_path / "out")) + b"/caf\xe9.png")
+
+
+def shrink_over_its_source(tmp_path: Path, checkpoint: Path) -> None:
+    data = _data_of(checkpoint)
+    copy = tmp_path / "set"
+    shutil.copytree(data, copy)
+    (copy / "annotations").mkdir()
+    shutil.copy(copy / "val.json", copy / "annotations" / "val.json")
+    before = (copy / "annotations" / "val.json").read_bytes()
+    done = tool("tools/shrink_coco.py", "--ann", str(copy / "annotations" / "val.json"), "--image-dir", str(copy / "images"), "--out", str(copy), "--max-side", "32")  # fmt: skip
+    one_error_line(done, "would be written over its source")
+    assert (copy / "annotations" / "val.json").read_bytes() == before
+
+
+def train_into_a_folder_of_the_users(tmp_path: Path, checkpoint: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.yaml").write_text("# the user's notes")
+    done = tool("tools/train_det.py", "--config", str(_data_of(checkpoint) / "tiny.yaml"), "--out", str(out))  # fmt: skip
+    one_error_line(done, "already holds files (config.yaml)", "--overwrite")
+    assert (out / "config.yaml").read_text() == "# the user's notes"
+
+
+def resume_a_classifiers_run(tmp_path: Path, checkpoint: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(checkpoint.parents[1], run)
+    saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    saved["metadata"] = {"task": "cls", "classes": ["a", "b"]}
+    torch.save(saved, run / "checkpoints" / "last.pt")
+    done = tool("tools/train_det.py", "--out", str(run), "--resume")
+    one_error_line(done, "is a checkpoint of tools/train_cls.py, not of tools/train_det.py")
+
+
+def api_refuses(make, fragment: str):
+    def check(tmp_path: Path, checkpoint: Path) -> None:
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            make(checkpoint)
+
+    return check
+
+
 CASES = [
     Case("data loss", "infer_det --out the --images folder", "one error line; the photos unchanged (was: overwritten, exit 0)", infer_into_the_input_folder),
     Case("data loss", "infer_det --out the folder of a named input", "one error line; the photo unchanged", infer_over_a_named_input),
@@ -391,6 +475,20 @@ CASES = [
     Case("Python API", "predict(a (4, H, W) tensor)", "ValueError naming the shape", refuses(torch.zeros(4, 20, 30), "(3, H, W), got (4, 20, 30)")),
     Case("Python API", "predict(a number)", "ValueError naming what it takes", refuses(42, "got int")),
     Case("checkpoints", "a checkpoint with NaN weights", "refused at load naming the tensor (was: AP 0 without a word)", non_finite_weights),
+    Case("data loss", "eval_det --out its own checkpoint", "one error line; the checkpoint intact (was: replaced by 252 bytes of JSON)", _out_is_input(["tools/eval_det.py", "--checkpoint", "CKPT"], "CKPT")),
+    Case("data loss", "eval_det --out its ground truth", "one error line; the annotations intact", _out_is_input(["tools/eval_det.py", "--checkpoint", "CKPT", "--ann", "VAL", "--images", str(ROOT)], "VAL")),
+    Case("data loss", "export_det --out its own checkpoint", "one error line; the checkpoint intact (was: replaced by ONNX)", _out_is_input(["tools/export_det.py", "--checkpoint", "CKPT"], "CKPT")),
+    Case("data loss", "infer_det into a folder of the user's files", "one error line unless --overwrite; the user's picture intact (was: overwritten)", infer_into_a_folder_of_the_users),
+    Case("data loss", "shrink_coco --out the set's own folder", "one error line; the annotations intact (was: overwritten in place)", shrink_over_its_source),
+    Case("data loss", "train_det --out a folder with the user's config.yaml", "one error line unless --overwrite (was: overwritten)", train_into_a_folder_of_the_users),
+    Case("CLI", "infer_det on a file name that is not UTF-8", "pictures written (was: a segmentation fault)", infer_a_non_utf8_file_name),
+    Case("run directories", "train_det --resume of a classifier's checkpoint", "one error line naming both tools (was: unknown key 'zero_gamma')", resume_a_classifiers_run),
+    Case("Python API", "predict(a float tensor of 0-255 values)", "ValueError: values in [0, 1] (was: clamped, 7 boxes instead of 13)", api_refuses(lambda c: Detector.from_checkpoint(c, device="cpu").predict(torch.full((3, 20, 20), 200.0)), "float tensor images must hold finite values in [0, 1]")),
+    Case("Python API", "predict(an int64 tensor)", "ValueError naming the dtype (was: values wrapped mod 256)", api_refuses(lambda c: Detector.from_checkpoint(c, device="cpu").predict(torch.full((3, 20, 20), 300)), "uint8 or float in [0, 1], got torch.int64")),
+    Case("Python API", "predict(..., batch_size=0)", "ValueError (was: a range() traceback, or [] for -1)", api_refuses(lambda c: Detector.from_checkpoint(c, device="cpu").predict(np.zeros((9, 9, 3), np.uint8), batch_size=0), "batch_size must be at least 1")),
+    Case("Python API", "from_checkpoint(score_threshold=2)", "ValueError (was: nothing found, without a word)", api_refuses(lambda c: Detector.from_checkpoint(c, score_threshold=2), "score_threshold must be in [0, 1]")),
+    Case("Python API", "from_checkpoint(size=100)", "ValueError (was: a tensor-size traceback)", api_refuses(lambda c: Detector.from_checkpoint(c, size=100), "size must be a positive multiple of 32")),
+    Case("Python API", "from_checkpoint(device='tpu')", "an error naming the choices (was: silently the CPU)", lambda tmp, c: _raises_usage(lambda: Detector.from_checkpoint(c, device="tpu"), "the device must be auto, cpu or cuda")),
     Case("run directories", "--overwrite over tb/ and exported files", "cleared; the user's other files kept (was: the old events and .onnx kept)", overwrite_clears_what_the_run_wrote),
 ]  # fmt: skip
 

@@ -270,7 +270,7 @@ def test_a_runner_stopped_by_sigterm_stops_its_training_and_starts_no_more(confi
 
 
 REAL_SWITCHES = (
-    '{a: [tricks.mixup=true], b: [tricks.spp=true, optim.no_bias_decay=true], '
+    "{a: [tricks.mixup=true], b: [tricks.spp=true, optim.no_bias_decay=true], "
     'c: ["schedule.steps=[1, 2]"]}'
 )
 

@@ -59,10 +59,21 @@ def ablate(
     if report_only:
         check_plan(ladder, runs, out, overwrite=False, store=False)
     if dry_run:
-        for job in jobs:
-            finished = job.state() == "finished"
-            shown = "skip (finished)" if finished else shlex.join(job_command(ladder, job))
+        states = [job.state() for job in jobs]
+        for job, state in zip(jobs, states, strict=True):
+            shown = (
+                "skip (finished)" if state == "finished" else shlex.join(job_command(ladder, job))
+            )
             logger.info("%s: %s", job.label, shown)
+        logger.info(
+            "%d runs x %d seeds = %d jobs: %d finished (skipped), %d to resume, %d new",
+            len(runs),
+            len(ladder.seeds),
+            len(jobs),
+            states.count("finished"),
+            states.count("interrupted"),
+            states.count("new"),
+        )
         return 0
     failed: list[JobResult] = []
     if not report_only:

@@ -9,8 +9,9 @@
 Runs go to <out>/<run>/seed<k>/ (default out: runs/ablations/<ladder name>); finished runs
 are skipped and interrupted ones resumed, so the same command continues a ladder. It
 writes <out>/ablation.json, ablation.md (mean +- std over seeds, seed-paired differences
-with 95% intervals) and ablation.png. --jobs K trains K runs at once (GPU or many-core
-machines; 1 on a 2-core CPU).
+with 95% intervals) and ablation.png. --jobs K trains K runs at once, each with
+OMP_NUM_THREADS = cores / K (on a 2-core CPU, --jobs 2 gets more done than one job on
+two threads; on a GPU, as many as fit).
 """
 
 from __future__ import annotations

@@ -283,7 +283,8 @@ def test_dry_run_prints_the_commands_and_trains_nothing(tmp_path, ladder_file):
     result = run_tool("tools/ablate.py", str(ladder), "--out", str(out), "--dry-run")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 7 * 3
+    assert len(lines) == 7 * 3 + 1
+    assert lines[-1] == "7 runs x 3 seeds = 21 jobs: 0 finished (skipped), 0 to resume, 21 new"
     assert (
         lines[0].startswith("baseline seed 0: ")
         and "-m detect_tricks.commands.train_det" in lines[0]

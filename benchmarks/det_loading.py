@@ -33,13 +33,13 @@ import numpy as np
 import torch
 from common import write_results
 
-from detect_tricks.config import DetConfig
-from detect_tricks.config_loader import config_from_dict
+from detect_tricks.core.config import DetConfig
+from detect_tricks.core.config_loader import config_from_dict
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.det_transforms import ssd_crop_window
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.data.synthetic import generate
-from detect_tricks.detection import build_train_set
+from detect_tricks.tasks.detection import build_train_set
 
 
 def ms_per_call(function, count: int) -> float:

@@ -37,10 +37,10 @@ from common import synthetic_targets, write_results
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from detect_tricks.detection import detect_batch
-from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models import CLASSIFIERS, DETECTORS
-from detect_tricks.postprocess import NMSSettings
+from detect_tricks.tasks.detection import detect_batch
+from detect_tricks.yolo.loss import YOLOv3Loss
+from detect_tricks.yolo.postprocess import NMSSettings
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Score threshold 0: untrained weights score nothing above the evaluation threshold, so NMS

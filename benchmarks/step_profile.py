@@ -39,19 +39,19 @@ from common import write_results
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from detect_tricks.config import DetConfig, OptimConfig, TrainConfig
-from detect_tricks.config_loader import config_from_dict
+from detect_tricks.core.config import DetConfig, OptimConfig, TrainConfig
+from detect_tricks.core.config_loader import config_from_dict
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.detection import collate_detection
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.data.synthetic import generate
-from detect_tricks.detection import build_train_set
+from detect_tricks.engine.optim import build_optimizer
 from detect_tricks.engine.setup import build_runtime, configure_device
 from detect_tricks.engine.trainer import read_back_later
-from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models import DETECTORS
-from detect_tricks.optim import build_optimizer
+from detect_tricks.tasks.detection import build_train_set
 from detect_tricks.utils.distributed import DistContext, all_reduce_mean
+from detect_tricks.yolo.loss import YOLOv3Loss
 
 PHASES = (
     "data",

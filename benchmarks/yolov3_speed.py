@@ -17,8 +17,8 @@ import torch
 from common import synthetic_targets, write_results
 from torch.utils.flop_counter import FlopCounterMode
 
-from detect_tricks.losses import YOLOv3Loss
 from detect_tricks.models import DETECTORS
+from detect_tricks.yolo.loss import YOLOv3Loss
 
 
 def _median_seconds(fn, repeats: int) -> float:

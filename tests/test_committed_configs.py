@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from detect_tricks.ablation.ladder import expand_runs, load_ladder
-from detect_tricks.config import ClsConfig, DetConfig
-from detect_tricks.config_loader import config_to_dict, load_config
-from detect_tricks.optim import scaled_lr
+from detect_tricks.core.config import ClsConfig, DetConfig
+from detect_tricks.core.config_loader import config_to_dict, load_config
+from detect_tricks.engine.optim import scaled_lr
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -13,7 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from detect_tricks.config import ClsConfig, EvalConfig, OptimConfig, ScheduleConfig, TrainConfig
+from detect_tricks.core.config import (
+    ClsConfig,
+    EvalConfig,
+    OptimConfig,
+    ScheduleConfig,
+    TrainConfig,
+)
 from detect_tricks.data.sampling import SampleKey, TrainBatchSampler
 from detect_tricks.engine.evaluation import Evaluation
 from detect_tricks.engine.run_dir import RunDirectory

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 import detect_tricks
-from detect_tricks.config import DetModelConfig
-from detect_tricks.detector import Detector
+from detect_tricks.core.config import DetModelConfig
+from detect_tricks.inference.detector import Detector
 from detect_tricks.models import build_detector
 
 package = Path(detect_tricks.__file__).parent

@@ -2,6 +2,7 @@
 
     python tools/demo.py                      # the generated shapes dataset (data/demo)
     python tools/demo.py --data path/to/coco  # your COCO-format data instead
+    python tools/demo.py --set train.epochs=20 # any config key changed, as in train_det
 
 --data is a folder holding `annotations/instances_train*.json` and
 `annotations/instances_val*.json`, with the images in `images/` (or `train2017/` and
@@ -20,8 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from detect_tricks.core.errors import DatasetError
 from detect_tricks.data.synthetic import GENERATOR_VERSION, generate
-from detect_tricks.errors import DatasetError
 from detect_tricks.utils.progress import format_duration
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +85,13 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "demo")
     parser.add_argument("--readme-picture", type=Path, help="also write a small PNG for the README")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a key of the demo config, as tools/train_det.py --set does",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     try:
@@ -100,7 +108,7 @@ def main() -> None:
         str(args.out),
         "--overwrite",
     ]
-    for item in overrides:
+    for item in overrides + args.set:
         command += ["--set", item]
     print(f"Training {CONFIG.name} on {data} -> {args.out}", flush=True)
     trained = subprocess.run(command, cwd=ROOT)

@@ -31,9 +31,9 @@ from typing import Any
 
 import yaml
 
-from detect_tricks.config_loader import config_to_dict, load_config, parse_yaml, yaml_problem
-from detect_tricks.errors import ConfigError
-from detect_tricks.tasks import TASKS
+from detect_tricks.core.config_loader import config_to_dict, load_config, parse_yaml, yaml_problem
+from detect_tricks.core.errors import ConfigError
+from detect_tricks.tasks.table import TASKS
 
 LADDER_KINDS = ("leave_one_out", "stacked", "add_one")
 REFERENCES = ("baseline", "all")  # the runs every difference is taken from

@@ -12,9 +12,9 @@ from pathlib import Path
 from detect_tricks.ablation.ladder import Ladder, Run, expand_runs, load_ladder, select_runs
 from detect_tricks.ablation.report import collect, markdown_table, plot_results
 from detect_tricks.ablation.runner import JobResult, check_plan, job_command, jobs_of, run_jobs
-from detect_tricks.config_loader import load_config
-from detect_tricks.errors import ConfigError
-from detect_tricks.tasks import TASKS
+from detect_tricks.core.config_loader import load_config
+from detect_tricks.core.errors import ConfigError
+from detect_tricks.tasks.table import TASKS
 from detect_tricks.utils.progress import format_duration
 
 logger = logging.getLogger(__name__)

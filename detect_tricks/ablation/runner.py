@@ -32,8 +32,8 @@ from typing import Any
 
 from detect_tricks.ablation.ladder import Ladder, Run, plan_differences, plan_of
 from detect_tricks.ablation.report import read_summary
-from detect_tricks.errors import ConfigError
-from detect_tricks.tasks import TASKS
+from detect_tricks.core.errors import ConfigError
+from detect_tricks.tasks.table import TASKS
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ import json
 import logging
 from pathlib import Path
 
-from detect_tricks.classify import collate, evaluate_classifier, load_trained_classifier
 from detect_tricks.data.cls_transforms import ClassificationEvalTransform
 from detect_tricks.data.folder import ImageFolderDataset
 from detect_tricks.engine.cli import non_negative_int, positive_int, run_tool
 from detect_tricks.engine.setup import build_eval_loader, configure_device
+from detect_tricks.tasks.classification import collate, evaluate_classifier, load_trained_classifier
 from detect_tricks.utils.distributed import DistContext, resolve_device
 from detect_tricks.utils.outputs import refuse_to_replace, writable_file
 from detect_tricks.utils.progress import setup_logging

@@ -18,24 +18,24 @@ import json
 import logging
 from pathlib import Path
 
-from detect_tricks.coco_eval import (
+from detect_tricks.core.errors import DatasetError
+from detect_tricks.data.coco import CocoDetection
+from detect_tricks.data.detection import DetectionEvalSet, collate_detection
+from detect_tricks.engine.cli import input_size, non_negative_int, positive_int, run_tool
+from detect_tricks.engine.setup import build_eval_loader, configure_device
+from detect_tricks.inference.detector import Detector
+from detect_tricks.metrics.coco_eval import (
     BACKENDS,
     STAT_NAMES,
     evaluate_results,
     load_ground_truth,
     read_results,
 )
-from detect_tricks.data.coco import CocoDetection
-from detect_tricks.data.detection import DetectionEvalSet, collate_detection
-from detect_tricks.detection import build_sources, collect_results, nms_settings
-from detect_tricks.detector import Detector
-from detect_tricks.engine.cli import input_size, non_negative_int, positive_int, run_tool
-from detect_tricks.engine.setup import build_eval_loader, configure_device
-from detect_tricks.errors import DatasetError
-from detect_tricks.postprocess import NMS_METHODS
+from detect_tricks.tasks.detection import build_sources, collect_results, nms_settings
 from detect_tricks.utils.distributed import DistContext
 from detect_tricks.utils.outputs import refuse_to_replace, writable_file
 from detect_tricks.utils.progress import setup_logging
+from detect_tricks.yolo.postprocess import NMS_METHODS
 
 logger = logging.getLogger(__spec__.name)  # not __name__: "__main__" under python -m
 

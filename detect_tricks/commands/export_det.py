@@ -19,18 +19,18 @@ from pathlib import Path
 import torch
 
 from detect_tricks.commands.infer_det import list_images
-from detect_tricks.config import DetConfig
+from detect_tricks.core.config import DetConfig
 from detect_tricks.data.image import read_rgb
-from detect_tricks.detection import build_sources
-from detect_tricks.detector import Detector
 from detect_tricks.engine.cli import positive_int, run_tool
-from detect_tricks.export import (
+from detect_tricks.inference.detector import Detector
+from detect_tricks.inference.export import (
     OPSET,
     OnnxYOLOv3,
     detector_metadata,
     export_onnx,
     largest_difference,
 )
+from detect_tricks.tasks.detection import build_sources
 from detect_tricks.utils.outputs import refuse_to_replace, writable_file
 from detect_tricks.utils.progress import setup_logging
 

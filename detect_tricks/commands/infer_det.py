@@ -22,15 +22,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from detect_tricks.coco_eval import detections_to_results
+from detect_tricks.core.errors import DatasetError, ImageReadError, UsageError
 from detect_tricks.data.coco import read_json
 from detect_tricks.data.image import IMAGE_EXTENSIONS, list_image_files, read_rgb
-from detect_tricks.detector import Detector
 from detect_tricks.engine.cli import input_size, probability, run_tool
-from detect_tricks.errors import DatasetError, ImageReadError, UsageError
+from detect_tricks.inference.detector import Detector
+from detect_tricks.inference.visualize import draw_detections, save_rgb
+from detect_tricks.metrics.coco_eval import detections_to_results
 from detect_tricks.utils.outputs import writable_folder
 from detect_tricks.utils.progress import setup_logging
-from detect_tricks.visualize import draw_detections, save_rgb
 
 logger = logging.getLogger(__spec__.name)  # not __name__: "__main__" under python -m
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from detect_tricks.engine.cli import run_tool
 from detect_tricks.engine.launch import launch
-from detect_tricks.tasks import CLASSIFICATION
+from detect_tricks.tasks.table import CLASSIFICATION
 
 
 def main() -> None:

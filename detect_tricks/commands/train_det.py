@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from detect_tricks.engine.cli import run_tool
 from detect_tricks.engine.launch import launch
-from detect_tricks.tasks import DETECTION
+from detect_tricks.tasks.table import DETECTION
 
 
 def main() -> None:

@@ -11,10 +11,10 @@ Images are referred to by their file names under <root>/JPEGImages.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
+from detect_tricks.data.coco import write_coco_file
 from detect_tricks.data.voc import voc_to_coco
 from detect_tricks.engine.cli import run_tool
 from detect_tricks.utils.outputs import refuse_inside, writable_file
@@ -38,14 +38,7 @@ def run() -> None:
         refuse_inside(args.out, [args.root])
     writable_file(args.out)
     data = voc_to_coco(args.root, args.split, args.classes, args.use_difficult)
-    args.out.write_text(json.dumps(data) + "\n")
-    logger.info(
-        "%s: %d images, %d boxes, classes %s",
-        args.out,
-        len(data["images"]),
-        len(data["annotations"]),
-        [c["name"] for c in data["categories"]],
-    )
+    logger.info(write_coco_file(data, args.out))
 
 
 def main() -> None:

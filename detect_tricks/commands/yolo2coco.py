@@ -13,17 +13,16 @@ as data.train_ann and the image folder as data.train_images.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
 import yaml
 
-from detect_tricks.config_loader import parse_yaml, yaml_problem
-from detect_tricks.data.coco import read_text
+from detect_tricks.core.config_loader import parse_yaml, yaml_problem
+from detect_tricks.core.errors import ConfigError, DatasetError
+from detect_tricks.data.coco import read_text, write_coco_file
 from detect_tricks.data.yolo import yolo_to_coco
 from detect_tricks.engine.cli import run_tool
-from detect_tricks.errors import ConfigError, DatasetError
 from detect_tricks.utils.outputs import refuse_inside, refuse_to_replace, writable_file
 from detect_tricks.utils.progress import setup_logging
 
@@ -72,14 +71,7 @@ def run() -> None:
     writable_file(args.out)
     class_names = args.names or read_names(args.names_file)
     data = yolo_to_coco(args.images, args.labels, class_names)
-    args.out.write_text(json.dumps(data) + "\n")
-    logger.info(
-        "%s: %d images, %d boxes, classes %s",
-        args.out,
-        len(data["images"]),
-        len(data["annotations"]),
-        class_names,
-    )
+    logger.info(write_coco_file(data, args.out))
 
 
 def main() -> None:

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from detect_tricks.core.errors import DatasetError, ImageReadError
 from detect_tricks.data.image import read_rgb
 from detect_tricks.data.image_check import readable_indices
 from detect_tricks.data.records import ImageRecord
-from detect_tricks.errors import DatasetError, ImageReadError
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,14 @@ def read_text(path: str | Path, what: str = "file") -> str:
     except UnicodeDecodeError as err:
         bad = err.object[err.start : err.start + 1]
         raise DatasetError(f"{path} is not UTF-8 text (byte {err.start}: {bad!r})") from None
+
+
+def write_coco_file(data: dict[str, Any], path: Path) -> str:
+    """Write a COCO annotation dict as JSON; returns the line that says what it holds."""
+    path.write_text(json.dumps(data) + "\n")
+    images, boxes = len(data["images"]), len(data["annotations"])
+    names = [c["name"] for c in data["categories"]]
+    return f"{path}: {images} images, {boxes} boxes, classes {names}"
 
 
 def read_json(path: str | Path) -> Any:

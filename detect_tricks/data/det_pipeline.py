@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-from detect_tricks.config import DetConfig
+from detect_tricks.core.config import DetConfig
 from detect_tricks.data.det_transforms import DetectionTrainTransform, Target
 from detect_tricks.data.mixup import blend_detection_samples, draw_mixup_lambda
 from detect_tricks.data.mosaic import draw_geometry, mosaic, resize_long_side

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from detect_tricks.core.errors import DatasetError, ImageReadError
 from detect_tricks.data.det_pipeline import Sample, SampleContext, SampleOperation
 from detect_tricks.data.det_transforms import (
     MIN_CROP_SCALE,
@@ -30,7 +31,6 @@ from detect_tricks.data.det_transforms import (
 from detect_tricks.data.image import reduction_for
 from detect_tricks.data.records import DetectionSource
 from detect_tricks.data.sampling import SampleKey
-from detect_tricks.errors import DatasetError, ImageReadError
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from detect_tricks.core.errors import DatasetError, ImageReadError
 from detect_tricks.data.image import IMAGE_EXTENSIONS, list_image_files, read_rgb
 from detect_tricks.data.image_check import readable_indices
 from detect_tricks.data.sampling import SampleKey
-from detect_tricks.errors import DatasetError, ImageReadError
 
 ImageTransform = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
 logger = logging.getLogger(__name__)

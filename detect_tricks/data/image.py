@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detect_tricks.errors import ImageReadError
+from detect_tricks.core.errors import ImageReadError
 
 IMAGE_EXTENSIONS = {
     ".jpg",

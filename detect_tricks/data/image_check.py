@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from detect_tricks.core.errors import ImageReadError
 from detect_tricks.data.image import read_rgb
-from detect_tricks.errors import ImageReadError
 
 Outcome = tuple[int, int] | str  # (width, height), or why the file cannot be read
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from detect_tricks.errors import ConfigError
+from detect_tricks.core.errors import ConfigError
 
 
 class SampleKey(NamedTuple):

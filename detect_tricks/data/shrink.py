@@ -21,9 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from detect_tricks.core.errors import DatasetError, ImageReadError
 from detect_tricks.data.coco import CocoDetection, read_json
 from detect_tricks.data.det_transforms import limit_size
-from detect_tricks.errors import DatasetError, ImageReadError
 
 logger = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from detect_tricks.config import DetDataConfig
+from detect_tricks.core.config import DetDataConfig
+from detect_tricks.core.errors import ConfigError
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.records import DetectionSource
 from detect_tricks.data.voc import read_voc
-from detect_tricks.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from detect_tricks.core.errors import DatasetError, ImageReadError
 from detect_tricks.data.coco import CocoDetection, read_text
 from detect_tricks.data.image import read_rgb
-from detect_tricks.errors import DatasetError, ImageReadError
 
 DIFFICULT_VALUES = {"0": False, "1": True, "false": False, "true": True}
 

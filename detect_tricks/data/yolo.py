@@ -14,10 +14,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from detect_tricks.core.errors import DatasetError
 from detect_tricks.data.coco import is_finite_number, read_text
 from detect_tricks.data.image import list_image_files
 from detect_tricks.data.image_check import check_images
-from detect_tricks.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 SLACK = 1e-3  # labellers' rounding: a coordinate this far outside [0, 1] is clipped

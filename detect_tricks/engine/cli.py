@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from detect_tricks.config_loader import config_diff, config_from_dict, load_config
+from detect_tricks.core.config_loader import config_diff, config_from_dict, load_config
+from detect_tricks.core.errors import USER_ERRORS, CheckpointError, ConfigError, NonFiniteLossError
 from detect_tricks.engine.run_dir import RunDirectory
-from detect_tricks.errors import USER_ERRORS, CheckpointError, ConfigError, NonFiniteLossError
 from detect_tricks.utils.checkpoint import TOOLS, load_training_checkpoint, task_of
 from detect_tricks.utils.distributed import DistContext
 from detect_tricks.utils.progress import setup_logging

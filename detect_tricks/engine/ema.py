@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from detect_tricks.utils.checkpoint import EMA_WEIGHTS_KEY
+
 RAMP_UPDATES = 2000.0
 
 
@@ -47,9 +49,13 @@ class ModelEma:
         for ema_value, value in copied:
             ema_value.copy_(value)
 
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The averaged weights, the ones evaluated and saved as the run's result."""
+        return self.module.state_dict()
+
     def state_dict(self) -> dict[str, object]:
-        return {"module": self.module.state_dict(), "updates": self.updates}
+        return {EMA_WEIGHTS_KEY: self.weights(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        self.module.load_state_dict(state["module"])
+        self.module.load_state_dict(state[EMA_WEIGHTS_KEY])
         self.updates = int(state["updates"])

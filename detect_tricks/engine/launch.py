@@ -17,9 +17,11 @@ from typing import Any
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from detect_tricks.config import HasTrainSections
+from detect_tricks.core.config import HasTrainSections
+from detect_tricks.core.errors import ConfigError
 from detect_tricks.data.sampling import TrainBatchSampler
 from detect_tricks.engine.cli import open_run_directory, resolve_config, train_arg_parser
+from detect_tricks.engine.optim import scaled_lr
 from detect_tricks.engine.run_dir import RunDirectory
 from detect_tricks.engine.setup import (
     build_eval_loader,
@@ -31,8 +33,6 @@ from detect_tricks.engine.setup import (
 )
 from detect_tricks.engine.task import Task
 from detect_tricks.engine.trainer import Trainer
-from detect_tricks.errors import ConfigError
-from detect_tricks.optim import scaled_lr
 from detect_tricks.utils.distributed import DistContext, distributed_job
 
 logger = logging.getLogger(__name__)

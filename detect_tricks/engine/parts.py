@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from detect_tricks.engine.ema import ModelEma
-from detect_tricks.schedules import LRSchedule
+from detect_tricks.engine.schedules import LRSchedule
 from detect_tricks.utils.runtime import Runtime
 
 # objective(model, images, targets, epoch) -> {"loss": backpropagated, other terms: logged}

@@ -19,8 +19,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from detect_tricks.config_loader import dump_config
-from detect_tricks.errors import RunDirectoryError
+from detect_tricks.core.config_loader import dump_config
+from detect_tricks.core.errors import RunDirectoryError
 
 logger = logging.getLogger(__name__)
 

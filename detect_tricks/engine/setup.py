@@ -19,13 +19,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from detect_tricks.config import HasTrainSections, TrainConfig
+from detect_tricks.core.config import HasTrainSections, TrainConfig
+from detect_tricks.core.errors import ConfigError
 from detect_tricks.data.sampling import EvalBatchSampler
 from detect_tricks.engine.ema import ModelEma
+from detect_tricks.engine.optim import build_optimizer, scaled_lr
 from detect_tricks.engine.parts import Objective, TrainParts
-from detect_tricks.errors import ConfigError
-from detect_tricks.optim import build_optimizer, scaled_lr
-from detect_tricks.schedules import build_lr_schedule
+from detect_tricks.engine.schedules import build_lr_schedule
 from detect_tricks.utils.distributed import DistContext
 from detect_tricks.utils.runtime import Runtime
 

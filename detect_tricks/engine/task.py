@@ -1,4 +1,4 @@
-"""What a task is, as the engine sees it: one object per task (`detect_tricks/tasks.py`
+"""What a task is, as the engine sees it: one object per task (`detect_tricks/tasks/table.py`
 builds them), the way YOLOX's `Exp` and detectron2's `DefaultTrainer.build_*` gather a
 task's parts. The engine's `train(task, ...)` (`engine/launch.py`) is written once
 against this protocol; a third task is a third object, not a third copy of the wiring.

@@ -3,7 +3,7 @@
 torchvision's `references/` shape: `fit` runs epochs of `train_one_epoch`, which runs
 `train_step`s; around them, what a long run needs: per-iteration LR, AMP with one code
 path, EMA, checkpoints every N iterations and at every epoch, exact mid-epoch resume
-(`engine/checkpointing.py`), evaluation every `eval.interval` epochs with `best.pt`
+(`engine/run_state.py`), evaluation every `eval.interval` epochs with `best.pt`
 (`engine/evaluation.py`), a stop with a precise message on a non-finite loss, and a
 clean save-and-exit on SIGINT/SIGTERM agreed by all processes (`engine/stop.py`).
 
@@ -22,20 +22,20 @@ from typing import Any
 
 import torch
 
-from detect_tricks.config import HasTrainSections
+from detect_tricks.core.config import HasTrainSections
+from detect_tricks.core.errors import NonFiniteLossError
 from detect_tricks.data.sampling import TrainBatchSampler
-from detect_tricks.engine.checkpointing import (
-    restore_training_checkpoint,
-    training_checkpoint,
-    write_training_checkpoint,
-)
 from detect_tricks.engine.evaluation import Evaluation
+from detect_tricks.engine.optim import set_lr
 from detect_tricks.engine.parts import TrainParts, TrainState
 from detect_tricks.engine.plots import plot_curves
 from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.engine.run_state import (
+    restore_training_checkpoint,
+    training_checkpoint,
+)
 from detect_tricks.engine.stop import StopRequest
-from detect_tricks.errors import NonFiniteLossError
-from detect_tricks.optim import set_lr
+from detect_tricks.utils.checkpoint import write_training_checkpoint
 from detect_tricks.utils.distributed import DistContext, all_reduce_mean
 from detect_tricks.utils.progress import Progress
 
@@ -183,7 +183,7 @@ class Trainer:
             self.parts, self.state, self.config, self.metadata, self.ctx
         )
         if self.ctx.is_main:
-            write_training_checkpoint(checkpoint, self.run, best)
+            write_training_checkpoint(checkpoint, self.run.last, self.run.best if best else None)
 
     def resume(self, checkpoint: dict[str, Any]) -> None:
         """Continue from a checkpoint written by `save_checkpoint`."""

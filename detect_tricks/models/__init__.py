@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from detect_tricks.config import COCO_ANCHORS, ClsModelConfig, DetModelConfig, DetTricksConfig
-from detect_tricks.errors import ConfigError, WeightsError
+from detect_tricks.core.config import COCO_ANCHORS, ClsModelConfig, DetModelConfig, DetTricksConfig
+from detect_tricks.core.errors import ConfigError, WeightsError
 from detect_tricks.models.resnet import DEPTHS, VARIANTS, ResNet, resnet, resnet_name
 from detect_tricks.models.weights import load_weights, read_state_dict, resolve_weights
 from detect_tricks.models.yolov3 import HeadOptions, YOLOv3

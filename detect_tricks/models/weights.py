@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from detect_tricks.errors import WeightsError
+from detect_tricks.core.errors import WeightsError
 from detect_tricks.utils.checkpoint import (
     evaluated_weights,
     is_training_checkpoint,

@@ -7,8 +7,8 @@ level; a 1x1 transition conv, 2x nearest upsampling and a concatenation with the
 tap. Every conv but the outputs is Conv-BN-LeakyReLU(0.1).
 
 The model returns raw logits per level, `(B, 3, H, W, 5 + C)`: `tx, ty, tw, th,
-objectness, classes`. Target assignment, loss and decoding live in `assign.py`,
-`losses.py` and `postprocess.py`.
+objectness, classes`. Target assignment, loss and decoding live in `yolo/assign.py`,
+`yolo/loss.py` and `yolo/postprocess.py`.
 
 One deviation from GluonCV, for stable starts from random heads: the objectness bias
 starts at `log(0.01 / 0.99)` (the prior of Lin et al. 2017, also used by YOLOv5), so
@@ -30,7 +30,7 @@ then exactly GluonCV's, parameter for parameter):
   we take the paper's range);
 - `iou_aware`: one more output per anchor, after the class logits, predicting the IoU of
   its box with its ground truth; the score becomes `obj^(1 - a) * iou^a * cls`
-  (`postprocess.py`, a = `iou_aware_factor`, PP-YOLO's 0.4).
+  (`yolo/postprocess.py`, a = `iou_aware_factor`, PP-YOLO's 0.4).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import drop_block2d
 
-from detect_tricks.config import COCO_ANCHORS
+from detect_tricks.core.config import COCO_ANCHORS
 from detect_tricks.models.resnet import ResNet
 
 STRIDES = (8, 16, 32)

@@ -6,10 +6,11 @@ the new file, never a torn one. Files are read with `weights_only=True`, so a
 checkpoint or weight file from elsewhere cannot run code when loaded; everything saved
 here is therefore tensors, numbers, strings, lists, tuples and dicts.
 
-This module is the one reader of the training checkpoint's format (`CHECKPOINT_FORMAT`,
-written by `engine/checkpointing.py`): `load_training_checkpoint` for resuming,
-`load_trained` for using the trained model, `evaluated_weights` for its weights (the
-EMA's when the run kept one). docs/design.md, "Run directory", lists the keys.
+This module owns the training checkpoint's format (`CHECKPOINT_FORMAT`): reading it
+(`load_training_checkpoint` for resuming, `load_trained` for using the trained model,
+`evaluated_weights` for its weights, the EMA's when the run kept one) and writing it
+(`write_training_checkpoint`). `engine/run_state.py` only moves the engine's objects in
+and out of the dict. docs/design.md, "Run directory", lists the keys.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from detect_tricks.errors import CheckpointError
+from detect_tricks.core.errors import CheckpointError, NonFiniteLossError
 
 CHECKPOINT_FORMAT = "detect_tricks/1"
+# The key of the EMA's weights in its saved state (`engine/ema.py`, `ModelEma.state_dict`).
+EMA_WEIGHTS_KEY = "module"
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def load_training_checkpoint(
 def evaluated_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The weights a run evaluated: its EMA's when it kept one (train.ema), else the model's."""
     ema = checkpoint.get("ema")
-    return ema["module"] if isinstance(ema, dict) else checkpoint["model"]
+    return ema[EMA_WEIGHTS_KEY] if isinstance(ema, dict) else checkpoint["model"]
 
 
 TOOLS = {"det": "tools/train_det.py", "cls": "tools/train_cls.py"}
@@ -109,6 +112,26 @@ def load_trained(path: str | Path, task: str) -> TrainedModel:
             f"first {broken[0]}: the run diverged before this checkpoint; use an earlier one"
         )
     return TrainedModel(checkpoint["config"], weights, checkpoint.get("metadata") or {})
+
+
+def write_training_checkpoint(
+    checkpoint: dict[str, Any], last: str | Path, best: str | Path | None = None
+) -> None:
+    """Write `last` (and copy it to `best`) atomically, refusing weights that hold NaN or
+    inf so that a diverged step cannot replace the last good checkpoint."""
+    bad = [
+        n
+        for n, t in checkpoint["model"].items()
+        if t.is_floating_point() and not t.isfinite().all()
+    ]
+    if bad:
+        raise NonFiniteLossError(
+            f"refusing to overwrite {last}: the weights hold NaN or inf "
+            f"(first: {bad[0]}); the last good checkpoint is kept"
+        )
+    atomic_save(checkpoint, last)
+    if best is not None:
+        atomic_copy(last, best)
 
 
 def atomic_save(obj: dict[str, Any], path: str | Path) -> None:

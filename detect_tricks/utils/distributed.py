@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from detect_tricks.errors import UsageError
+from detect_tricks.core.errors import UsageError
 
 
 @dataclass(frozen=True)

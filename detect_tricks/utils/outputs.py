@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from detect_tricks.errors import UsageError
+from detect_tricks.core.errors import UsageError
 
 
 def refuse_to_replace(out: Path, inputs: Iterable[Path | None], flag: str = "--out") -> None:

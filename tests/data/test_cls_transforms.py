@@ -76,3 +76,41 @@ def test_eval_preset_resizes_the_short_side_then_centre_crops(image):
     centre = transform(flat)
     expected = (0 - IMAGENET_MEAN) / IMAGENET_STD
     torch.testing.assert_close(centre[:, :, 0], torch.from_numpy(expected)[:, None].expand(3, 56))
+
+
+def _crop_of(out: torch.Tensor) -> tuple[float, float]:
+    """The source window's width and height, read from an image whose red channel is the
+    column and green the row (the output's pixel centres span (size - 1) / size of it)."""
+    pixels = out.permute(1, 2, 0).numpy() * STD + MEAN
+    columns, rows = pixels[..., 0] * 255, pixels[..., 1] * 255
+    size = out.shape[-1]
+    span = size / (size - 1)
+    return (columns.max() - columns.min()) * span, (rows.max() - rows.min()) * span
+
+
+def test_the_random_crop_covers_8_to_100_percent_at_aspect_3_4_to_4_3():
+    # Bag of Tricks §2.1: "randomly sample ... aspect ratio in [3/4, 4/3] and area in [8%, 100%]"
+    grid = np.zeros((256, 256, 3), np.uint8)
+    grid[..., 0] = np.arange(256)[None, :]
+    grid[..., 1] = np.arange(256)[:, None]
+    transform = ClassificationTrainTransform(64, color_jitter=0.0, lighting=0.0)
+    areas, aspects = [], []
+    for seed in range(200):
+        width, height = _crop_of(transform(grid, np.random.default_rng(seed)))
+        areas.append(width * height / 256**2)
+        aspects.append(width / height)
+    # a window is measured within about a pixel of each edge
+    assert 0.08 * 0.9 <= min(areas) < 0.2 and 0.8 < max(areas) <= 1.0 + 1e-6
+    assert 0.75 * 0.95 <= min(aspects) < 0.85 and 1.2 < max(aspects) <= 4 / 3 * 1.05
+
+
+def test_colour_jitter_scales_brightness_by_0_6_to_1_4():
+    # Bag of Tricks §2.1: brightness, contrast and saturation factors in [0.6, 1.4]; on a
+    # grey photo contrast and saturation change nothing, so the pixel shows brightness
+    grey = np.full((80, 80, 3), 100, np.uint8)
+    transform = ClassificationTrainTransform(32, color_jitter=0.4, lighting=0.0)
+    values = []
+    for seed in range(200):
+        pixels = transform(grey, np.random.default_rng(seed)).permute(1, 2, 0).numpy()
+        values.append(float(((pixels * STD + MEAN) * 255).mean()))
+    assert 60 - 1 <= min(values) < 70 and 130 < max(values) <= 140 + 1

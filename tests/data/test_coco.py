@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from shared_data import SHARED_DATA, needs_shared_data
 
+from detect_tricks.core.errors import DatasetError, ImageReadError
 from detect_tricks.data.coco import CocoDetection
-from detect_tricks.errors import DatasetError, ImageReadError
 
 
 def _write(tmp_path: Path, data: dict, sizes=((40, 30), (20, 20))) -> Path:

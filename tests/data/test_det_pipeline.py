@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from detect_tricks.config import DetConfig
-from detect_tricks.config_loader import config_from_dict, load_config
+from detect_tricks.core.config import DetConfig
+from detect_tricks.core.config_loader import config_from_dict, load_config
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.det_pipeline import (
     GluonCVTransform,
@@ -26,7 +26,7 @@ from detect_tricks.data.detection import max_photo_side
 from detect_tricks.data.mixup import blend_detection_samples, draw_mixup_lambda
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.data.synthetic import generate
-from detect_tricks.detection import build_train_set, input_sizes
+from detect_tricks.tasks.detection import build_train_set, input_sizes
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "det").glob("*.yaml"))
 
@@ -103,6 +103,38 @@ def test_mosaic_stops_for_its_tail_and_draws_nothing_there(source):
         else:
             assert out is photo
             assert context.rng.uniform() == np.random.default_rng(epoch).uniform()
+
+
+def test_mixup_stops_for_its_tail_and_draws_nothing_there(source):
+    # Bag of Freebies §3.1 / GluonCV's --no-mixup-epochs: mixup until the last N epochs
+    operation = Mixup(alpha=1.5, until_epoch=6)
+    photo = Sample(*_photo(source, 0, 400))
+    for epoch in range(9):
+        mixed = 0
+        for seed in range(20):
+            context = _context(seed, epoch, source)
+            out = operation(photo, context)
+            if epoch >= 6:
+                assert out is photo
+                assert context.rng.uniform() == np.random.default_rng(seed).uniform()
+            elif len(out.target["weights"]) > len(photo.target["weights"]):
+                mixed += 1
+        # Beta(1.5, 1.5) clipped: a lam of 1 (no partner) is rare, so most samples mix
+        assert (mixed >= 15) if epoch < 6 else (mixed == 0)
+
+
+def test_limit_size_shrinks_the_longer_side_and_scales_the_boxes_by_hand():
+    image = np.zeros((500, 1000, 3), np.uint8)
+    target = {"boxes": np.array([[100, 50, 600, 250]], np.float32), "labels": np.zeros(1)}
+    out, shrunk = limit_size(image, target, 300)
+    assert out.shape == (150, 300, 3)  # 1000 -> 300, 500 -> 150: the factor 0.3
+    np.testing.assert_allclose(shrunk["boxes"], [[30, 15, 180, 75]], rtol=1e-6)
+    same, kept = limit_size(image, target, 1000)  # the longer side at the limit: untouched
+    assert same is image and kept is target
+    thin = np.zeros((1001, 3, 3), np.uint8)  # a side that rounds to 0 keeps one pixel
+    out, shrunk = limit_size(thin, {"boxes": np.array([[0, 0, 3, 1001]], np.float32)}, 100)
+    assert out.shape == (100, 1, 3)
+    np.testing.assert_allclose(shrunk["boxes"], [[0, 0, 1, 100]], rtol=1e-6)
 
 
 def test_mosaic_happens_with_its_probability(source):

@@ -119,7 +119,9 @@ def test_a_crop_of_the_virtual_canvas_equals_the_crop_of_the_materialised_one():
 
 def _jitter_first(transform: DetectionTrainTransform, jitter: bool = True):
     """The same transform, but jittering the whole photo before anything else (GluonCV's
-    order), or not at all: returns `(image, target, size, seed) -> output`."""
+    order), or not at all: returns `(image, target, size, seed) -> output`. It reuses the
+    module's jitter to test the order alone; the jitter's strengths are checked against
+    GluonCV's values by `test_the_colour_jitter_has_gluoncvs_strengths`."""
 
     def run(image, target, size, seed):
         rng = np.random.default_rng(seed)
@@ -345,3 +347,27 @@ def test_the_hue_mode_sets_how_far_a_colour_moves(hue, far_share):
     low, high = far_share
     assert low <= np.mean(shifts > 30) <= high, np.sort(shifts)[-8:]
     assert 0.3 <= np.mean(shifts <= 2) <= 0.75  # p = 0.5 of no hue step at all
+
+
+def test_the_colour_jitter_has_gluoncvs_strengths():
+    # GluonCV's random_color_distort (data/transforms/experimental/image.py), each step with
+    # probability 0.5: brightness `src += U(-32, 32)`, then contrast `src *= U(0.5, 1.5)`
+    # (about zero, not the mean), saturation towards the pixel's grey, hue. On a grey photo
+    # of two levels (top 40, bottom 120; the flip is left-right) saturation and hue change
+    # nothing: top = (40 + delta) * alpha and bottom = (120 + delta) * alpha.
+    image = np.full((40, 40, 3), 40, np.uint8)
+    image[20:] = 120
+    transform = DetectionTrainTransform(hue="ssd")
+    alphas, deltas = [], []
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        out, _ = transform.jitter_and_flip(image, {"boxes": np.zeros((0, 4))}, 40, rng)
+        top, bottom = float(out[:20].mean()), float(out[20:].mean())
+        alphas.append((bottom - top) / 80)
+        deltas.append(top / alphas[-1] - 40)
+    alphas, deltas = np.array(alphas), np.array(deltas)
+    assert 0.5 - 0.02 <= alphas.min() < 0.6 and 1.4 < alphas.max() <= 1.5 + 0.02
+    assert -32 - 2 <= deltas.min() < -25 and 25 < deltas.max() <= 32 + 2  # levels round
+    # each step with probability 0.5: Binomial(300, 0.5) untouched, 150 +- 5 std (43)
+    assert 107 <= int((np.abs(alphas - 1) < 0.01).sum()) <= 193
+    assert 107 <= int((np.abs(deltas) < 0.6).sum()) <= 193

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from detect_tricks.core.errors import DatasetError, ImageReadError
 from detect_tricks.data.folder import ImageFolderDataset
 from detect_tricks.data.image import read_rgb
 from detect_tricks.data.sampling import SampleKey
-from detect_tricks.errors import DatasetError, ImageReadError
 
 
 def _identity(image: np.ndarray, rng: np.random.Generator) -> torch.Tensor:

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from detect_tricks.core.errors import DatasetError
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.image import read_rgb
 from detect_tricks.data.shrink import shrink_coco_set
 from detect_tricks.data.synthetic import generate
-from detect_tricks.errors import DatasetError
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from shared_data import SHARED_DATA, needs_shared_data
 
+from detect_tricks.core.errors import DatasetError
 from detect_tricks.data.voc import read_voc, voc_to_coco
-from detect_tricks.errors import DatasetError
 
 XML = """<annotation><filename>{name}.jpg</filename>
 <size><width>{w}</width><height>{h}</height><depth>3</depth></size>

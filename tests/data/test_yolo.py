@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from detect_tricks.commands.yolo2coco import read_names
+from detect_tricks.core.errors import DatasetError
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.yolo import yolo_to_coco
-from detect_tricks.errors import DatasetError
 
 
 def _split(tmp_path: Path, labels: dict[str, str], sizes=(("a.jpg", 200, 100), ("b.png", 64, 48))):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from detect_tricks.core.errors import CheckpointError, RunDirectoryError
 from detect_tricks.engine.run_dir import RunDirectory
-from detect_tricks.errors import CheckpointError, RunDirectoryError
 from detect_tricks.utils.checkpoint import (
     atomic_copy,
     atomic_save,

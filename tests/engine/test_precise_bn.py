@@ -7,11 +7,11 @@ import torch
 from tiny_task import make_trainer, tiny_config
 from torch import nn
 
-from detect_tricks.config import DetConfig
-from detect_tricks.config_loader import config_from_dict
+from detect_tricks.core.config import DetConfig
+from detect_tricks.core.config_loader import config_from_dict
 from detect_tricks.data.sampling import spread_indices
-from detect_tricks.detection import precise_bn_enabled
 from detect_tricks.engine.precise_bn import recompute_bn_stats
+from detect_tricks.tasks.detection import precise_bn_enabled
 
 
 def conv_bn() -> nn.Sequential:

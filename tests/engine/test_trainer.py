@@ -10,10 +10,10 @@ import pytest
 import torch
 from tiny_task import calls_then, cross_entropy_objective, make_trainer, tiny_config
 
-from detect_tricks.config import ClsConfig
-from detect_tricks.config_loader import load_config
+from detect_tricks.core.config import ClsConfig
+from detect_tricks.core.config_loader import load_config
+from detect_tricks.core.errors import NonFiniteLossError
 from detect_tricks.engine.run_dir import read_jsonl
-from detect_tricks.errors import NonFiniteLossError
 from detect_tricks.utils.checkpoint import load_checkpoint
 
 # 48 samples / batch 8 = 6 iterations per epoch, 18 in all.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detect_tricks.config import DetConfig
-from detect_tricks.config_loader import load_config
+from detect_tricks.core.config import DetConfig
+from detect_tricks.core.config_loader import load_config
+from detect_tricks.core.errors import ConfigError
 from detect_tricks.engine import setup
 from detect_tricks.engine.setup import CPU_AUTO_WORKERS, resolve_workers
-from detect_tricks.errors import ConfigError
 from detect_tricks.utils.distributed import DistContext
 
 CPU = DistContext()

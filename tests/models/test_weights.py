@@ -7,7 +7,7 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 
-from detect_tricks.errors import WeightsError
+from detect_tricks.core.errors import WeightsError
 from detect_tricks.models import CLASSIFIERS
 from detect_tricks.models.weights import load_weights_file
 
@@ -76,7 +76,7 @@ def test_backbone_import_skips_the_classifier(tmp_path):
 
 
 def _detector(num_classes: int, **model):
-    from detect_tricks.config import DetModelConfig
+    from detect_tricks.core.config import DetModelConfig
     from detect_tricks.models import build_detector
 
     return build_detector(DetModelConfig(num_classes=num_classes, width=0.25, **model))
@@ -89,7 +89,7 @@ def test_torchvision_weights_by_name_come_from_its_cache(tmp_path, monkeypatch):
     cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     cached.parent.mkdir(parents=True)
     torch.save(source.state_dict(), cached)
-    from detect_tricks.config import DetModelConfig
+    from detect_tricks.core.config import DetModelConfig
     from detect_tricks.models import build_detector
 
     cfg = DetModelConfig(

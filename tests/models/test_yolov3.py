@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detect_tricks.coco_eval import detections_to_results, evaluate_results, load_ground_truth
-from detect_tricks.config import COCO_ANCHORS, DetModelConfig
-from detect_tricks.losses import YOLOv3Loss
+from detect_tricks.core.config import COCO_ANCHORS, DetModelConfig
+from detect_tricks.metrics.coco_eval import (
+    detections_to_results,
+    evaluate_results,
+    load_ground_truth,
+)
 from detect_tricks.models import DETECTORS, build_detector
-from detect_tricks.postprocess import postprocess
+from detect_tricks.yolo.loss import YOLOv3Loss
+from detect_tricks.yolo.postprocess import postprocess
 
 
 def test_output_shapes_for_any_size_divisible_by_32():
@@ -136,7 +140,7 @@ def test_overfits_two_images_to_ap50_above_0_9():
 
 
 def _detector(**tricks):
-    from detect_tricks.config import DetTricksConfig
+    from detect_tricks.core.config import DetTricksConfig
 
     cfg = DetModelConfig(arch="yolov3_resnet18_d", width=0.25, num_classes=2)
     return build_detector(cfg, DetTricksConfig(**tricks))

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from detect_tricks.core.errors import DatasetError
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.voc import voc_to_coco
-from detect_tricks.errors import DatasetError
 from robustness.case import Case, raises
 
 GOOD = {

@@ -15,7 +15,7 @@ import pytest
 import torch
 from tiny_task import make_trainer, tiny_config
 
-from detect_tricks.errors import CheckpointError
+from detect_tricks.core.errors import CheckpointError
 from detect_tricks.utils.checkpoint import atomic_save, load_checkpoint
 from robustness.case import Case, raises
 

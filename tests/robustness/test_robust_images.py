@@ -18,12 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
+from detect_tricks.core.errors import ImageReadError
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.detection import DetectionEvalSet
 from detect_tricks.data.image import read_rgb
 from detect_tricks.data.sampling import SampleKey
 from detect_tricks.engine.cli import user_message
-from detect_tricks.errors import ImageReadError
 from robustness.case import Case, raises
 
 PIXELS = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)

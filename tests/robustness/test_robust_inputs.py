@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from detect_tricks.commands import train_det
-from detect_tricks.config import DetConfig
-from detect_tricks.config_loader import load_config
-from detect_tricks.detector import Detector
-from detect_tricks.errors import CheckpointError, ConfigError, WeightsError
+from detect_tricks.core.config import DetConfig
+from detect_tricks.core.config_loader import load_config
+from detect_tricks.core.errors import CheckpointError, ConfigError, WeightsError
+from detect_tricks.inference.detector import Detector
 from detect_tricks.models.weights import load_weights, read_state_dict
 from detect_tricks.utils.checkpoint import atomic_save, load_checkpoint
 from robustness.case import Case, raises

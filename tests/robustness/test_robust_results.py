@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from detect_tricks.coco_eval import evaluate_results, load_ground_truth, read_results
-from detect_tricks.errors import DatasetError
+from detect_tricks.core.errors import DatasetError
+from detect_tricks.metrics.coco_eval import evaluate_results, load_ground_truth, read_results
 from robustness.case import Case, raises
 
 TRUTH = {

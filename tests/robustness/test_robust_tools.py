@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 from tiny_coco import tiny_det_config, write_tiny_coco
 
-from detect_tricks.detector import Detector
-from detect_tricks.errors import CheckpointError
+from detect_tricks.core.errors import CheckpointError
+from detect_tricks.inference.detector import Detector
 from robustness.case import Case
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,7 +269,7 @@ def infer_passes_over_what_is_not_an_image(tmp_path: Path, checkpoint: Path) -> 
 
 
 def _raises_usage(call, fragment: str) -> None:
-    from detect_tricks.errors import UsageError
+    from detect_tricks.core.errors import UsageError
 
     with pytest.raises(UsageError, match=re.escape(fragment)):
         call()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from detect_tricks.config import DetConfig
-from detect_tricks.config_loader import config_from_dict, load_config, parse_yaml
+from detect_tricks.core.config import DetConfig
+from detect_tricks.core.config_loader import config_from_dict, load_config, parse_yaml
+from detect_tricks.core.errors import ConfigError
 from detect_tricks.engine.cli import input_size, probability
-from detect_tricks.errors import ConfigError
 from robustness.case import Case, raises
 
 

@@ -19,7 +19,7 @@ from detect_tricks.ablation.ladder import expand_runs, load_ladder
 from detect_tricks.ablation.run_ladder import Selection, write_report
 from detect_tricks.ablation.runner import Job, check_plan, job_command, jobs_of
 from detect_tricks.ablation.stats import paired_difference, summarize, t_quantile_975
-from detect_tricks.errors import ConfigError
+from detect_tricks.core.errors import ConfigError
 
 
 def write_ladder(path: Path, base: Path, **extra: str) -> Path:

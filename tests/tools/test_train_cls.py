@@ -13,7 +13,7 @@ from PIL import Image
 from tool_helpers import run_tool, train_in_process
 
 from detect_tricks.engine.run_dir import RunDirectory, read_jsonl
-from detect_tricks.tasks import CLASSIFICATION
+from detect_tricks.tasks.table import CLASSIFICATION
 from detect_tricks.utils.checkpoint import load_checkpoint
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from detect_tricks.config_loader import load_config
+from detect_tricks.core.config_loader import load_config
 from detect_tricks.engine.launch import train
 from detect_tricks.engine.run_dir import RunDirectory
 from detect_tricks.engine.task import Task

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from detect_tricks.config import ClsConfig, DetConfig
-from detect_tricks.config_loader import config_diff, config_from_dict, dump_config, load_config
-from detect_tricks.errors import ConfigError
+from detect_tricks.core.config import ClsConfig, DetConfig
+from detect_tricks.core.config_loader import config_diff, config_from_dict, dump_config, load_config
+from detect_tricks.core.errors import ConfigError
 
 
 def _write(tmp_path, text: str):

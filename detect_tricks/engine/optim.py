@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from detect_tricks.config import OptimConfig
+from detect_tricks.core.config import OptimConfig
 
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 

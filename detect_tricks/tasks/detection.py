@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from detect_tricks.coco_eval import detections_to_results, evaluate_results, load_ground_truth
-from detect_tricks.config import DetConfig, DetDataConfig, DetEvalConfig
+from detect_tricks.core.config import DetConfig, DetDataConfig, DetEvalConfig
+from detect_tricks.core.errors import ConfigError
 from detect_tricks.data.det_pipeline import build_det_train_pipeline
 from detect_tricks.data.detection import (
     DetectionEvalSet,
@@ -29,12 +29,16 @@ from detect_tricks.data.sampling import fixed_subset, random_shape_schedule, spr
 from detect_tricks.data.sources import read_sources
 from detect_tricks.engine.precise_bn import PreciseBN
 from detect_tricks.engine.setup import build_eval_loader, resolve_workers
-from detect_tricks.errors import ConfigError
-from detect_tricks.losses import YOLOv3Loss
+from detect_tricks.metrics.coco_eval import (
+    detections_to_results,
+    evaluate_results,
+    load_ground_truth,
+)
 from detect_tricks.models.yolov3 import YOLOv3
-from detect_tricks.postprocess import NMSSettings, postprocess, rescale_boxes
 from detect_tricks.utils.distributed import DistContext, all_gather_objects, broadcast_object
 from detect_tricks.utils.runtime import Runtime
+from detect_tricks.yolo.loss import YOLOv3Loss
+from detect_tricks.yolo.postprocess import NMSSettings, postprocess, rescale_boxes
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from detect_tricks.config import ScheduleConfig
-from detect_tricks.schedules import build_lr_schedule
+from detect_tricks.core.config import ScheduleConfig
+from detect_tricks.engine.schedules import build_lr_schedule
 
 # 10 iterations per epoch, 10 epochs: 100 iterations, peak lr 0.4.
 ITERS, EPOCHS, LR = 10, 10, 0.4

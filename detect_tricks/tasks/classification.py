@@ -15,18 +15,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detect_tricks.config import ClsConfig, ClsTricksConfig
-from detect_tricks.config_loader import config_from_dict
+from detect_tricks.core.config import ClsConfig, ClsTricksConfig
+from detect_tricks.core.config_loader import config_from_dict
 from detect_tricks.data.cls_transforms import (
     ClassificationEvalTransform,
     ClassificationTrainTransform,
 )
 from detect_tricks.data.folder import ImageFolderDataset
 from detect_tricks.data.mixup import mix_batch, sample_lambda
-from detect_tricks.losses import distillation_loss, smoothed_targets, soft_cross_entropy
 from detect_tricks.models import build_classifier
 from detect_tricks.models.resnet import ResNet
 from detect_tricks.models.weights import load_weights
+from detect_tricks.tasks.classification_loss import (
+    distillation_loss,
+    smoothed_targets,
+    soft_cross_entropy,
+)
 from detect_tricks.utils.checkpoint import load_trained
 from detect_tricks.utils.distributed import DistContext, all_reduce_sum
 from detect_tricks.utils.runtime import Runtime

@@ -13,8 +13,8 @@ import logging
 import math
 from collections.abc import Callable
 
-from detect_tricks.config import ScheduleConfig
-from detect_tricks.errors import ConfigError
+from detect_tricks.core.config import ScheduleConfig
+from detect_tricks.core.errors import ConfigError
 
 LRSchedule = Callable[[int], float]
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from detect_tricks.config import OptimConfig
-from detect_tricks.optim import build_optimizer, parameter_groups, scaled_lr
+from detect_tricks.core.config import OptimConfig
+from detect_tricks.engine.optim import build_optimizer, parameter_groups, scaled_lr
 
 
 class _Net(nn.Module):

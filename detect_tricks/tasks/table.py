@@ -1,8 +1,8 @@
 """The two tasks as objects (`engine/task.py`'s protocol), and `TASKS` by name.
 
 Each gathers what its task is, from the modules that do the work: detection from
-`detection.py` (sources, objective, COCO evaluation) and `detector.py` (loading a
-trained detector, the picture of predictions), classification from `classify.py`. The
+`tasks/detection.py` (sources, objective, COCO evaluation) and `inference/detector.py` (loading a
+trained detector, the picture of predictions), classification from `tasks/classification.py`. The
 training commands, the ablation ladders and the checkpoints' `task` field use these.
 """
 
@@ -14,20 +14,26 @@ from typing import Any
 
 from torch import nn
 
-from detect_tricks.classify import (
+from detect_tricks.core.config import ClsConfig, DetConfig
+from detect_tricks.data.detection import collate_detection
+from detect_tricks.engine.evaluation import Evaluation
+from detect_tricks.engine.parts import Objective, TrainParts
+from detect_tricks.engine.run_dir import RunDirectory
+from detect_tricks.engine.task import Task, TaskData
+from detect_tricks.inference.detector import Detector, save_prediction_grid
+from detect_tricks.models import build_classifier, build_detector
+from detect_tricks.tasks.classification import (
     build_datasets as build_cls_datasets,
 )
-from detect_tricks.classify import (
+from detect_tricks.tasks.classification import (
     build_objective as build_cls_objective,
 )
-from detect_tricks.classify import (
+from detect_tricks.tasks.classification import (
     collate,
     evaluate_classifier,
     load_trained_classifier,
 )
-from detect_tricks.config import ClsConfig, DetConfig
-from detect_tricks.data.detection import collate_detection
-from detect_tricks.detection import (
+from detect_tricks.tasks.detection import (
     build_datasets,
     build_objective,
     build_precise_bn,
@@ -37,12 +43,6 @@ from detect_tricks.detection import (
     input_sizes,
     with_train_sample,
 )
-from detect_tricks.detector import Detector, save_prediction_grid
-from detect_tricks.engine.evaluation import Evaluation
-from detect_tricks.engine.parts import Objective, TrainParts
-from detect_tricks.engine.run_dir import RunDirectory
-from detect_tricks.engine.task import Task, TaskData
-from detect_tricks.models import build_classifier, build_detector
 from detect_tricks.utils.distributed import DistContext
 
 

@@ -2,7 +2,7 @@
 
 The file holds the network's raw head outputs, one per level, `(B, 3, H, W, 5 + C)`
 (one more with IoU-aware heads; named `out8`, `out16`, `out32` by stride); decoding and
-NMS stay outside, as they do in `postprocess.py`, so one decoder serves both, and the
+NMS stay outside, as they do in `yolo/postprocess.py`, so one decoder serves both, and the
 chosen `eval.nms` (standard, DIoU or Matrix NMS) and the grid sensitivity apply to an
 exported model too. The metadata a detector needs (class names, category ids, input
 size, anchors, the decoding, NMS settings) travels in the file's
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from detect_tricks.errors import CheckpointError
+from detect_tricks.core.errors import CheckpointError
 from detect_tricks.models.yolov3 import STRIDES, YOLOv3
-from detect_tricks.postprocess import NMSSettings
+from detect_tricks.yolo.postprocess import NMSSettings
 
 OPSET = 18  # the lowest the torch.export-based exporter writes without conversion
 OUTPUT_NAMES = [f"out{s}" for s in STRIDES]

@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
-from detect_tricks.assign import (
+from detect_tricks.core.config import COCO_ANCHORS
+from detect_tricks.yolo.assign import (
     assign_targets,
     build_grid,
     decode_boxes,
     ignore_mask,
     shape_iou,
 )
-from detect_tricks.config import COCO_ANCHORS
 
 ANCHORS = torch.tensor(COCO_ANCHORS, dtype=torch.float32)
 SIZE = (128, 128)  # levels of 16x16, 8x8, 4x4 cells; N = 3 * (256 + 64 + 16) = 1008
@@ -124,7 +124,7 @@ def test_ignore_marks_predictions_over_a_ground_truth():
 
 
 def test_grid_sensitivity_reaches_the_cell_border_and_alpha_one_is_yolov3():
-    from detect_tricks.assign import centre_offset, centre_target
+    from detect_tricks.yolo.assign import centre_offset, centre_target
 
     logits = torch.tensor([-30.0, -2.0, 0.0, 2.0, 30.0])
     torch.testing.assert_close(centre_offset(logits, 1.0), logits.sigmoid())

@@ -20,7 +20,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from detect_tricks.errors import ConfigError
+from detect_tricks.core.errors import ConfigError
 
 
 class _Loader(yaml.SafeLoader):

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from detect_tricks.core.errors import DatasetError
 from detect_tricks.data.coco import is_finite_number, read_json
-from detect_tricks.errors import DatasetError
 
 STAT_NAMES = (
     "AP",

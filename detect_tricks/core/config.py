@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from detect_tricks.errors import ConfigError
+from detect_tricks.core.errors import ConfigError
 
 # ---------------------------------------------------------------------------------------
 # Sections shared by classification and detection runs.
@@ -368,8 +368,8 @@ class DetTricksConfig:
     mosaic_prob: float = 1.0
     mosaic_scale: list[float] = field(default_factory=lambda: [0.5, 1.5])
     mosaic_off_epochs: int = 10
-    # After GluonCV, on the same YOLOv3 head (PP-YOLO, YOLOv4; losses.py, assign.py,
-    # models/yolov3.py, postprocess.py; eval.nms is the NMS):
+    # After GluonCV, on the same YOLOv3 head (PP-YOLO, YOLOv4; yolo/loss.py, yolo/assign.py,
+    # models/yolov3.py, yolo/postprocess.py; eval.nms is the NMS):
     box_loss: Literal["coords", "giou", "diou", "ciou"] = "coords"  # coords: YOLOv3's
     grid_alpha: float = 1.0  # grid sensitivity; PP-YOLO 1.05, YOLOv5 2.0; 1: YOLOv3's
     assign: Literal["best", "multi_anchor", "neighbours"] = "best"  # positives per box

@@ -9,7 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from detect_tricks.data.mixup import mix_batch
-from detect_tricks.losses import distillation_loss, smoothed_targets, soft_cross_entropy
+from detect_tricks.tasks.classification_loss import (
+    distillation_loss,
+    smoothed_targets,
+    soft_cross_entropy,
+)
 
 
 def test_smoothed_targets_exact_values():

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms, box_iou
 
-from detect_tricks.assign import build_grid, decode_boxes, flatten_predictions
+from detect_tricks.yolo.assign import build_grid, decode_boxes, flatten_predictions
 
 NMS_METHODS = ("standard", "diou", "matrix")
 DIOU_BETA = 0.6

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from detect_tricks.assign import assign_targets, build_grid
-from detect_tricks.config import COCO_ANCHORS
-from detect_tricks.losses import YOLOv3Loss, sigmoid_smoothing_eps
+from detect_tricks.core.config import COCO_ANCHORS
+from detect_tricks.yolo.assign import assign_targets, build_grid
+from detect_tricks.yolo.loss import YOLOv3Loss, sigmoid_smoothing_eps
 
 ANCHORS = torch.tensor(COCO_ANCHORS, dtype=torch.float32)
 SIZE = (64, 64)  # N = 3 * (64 + 16 + 4) = 252
@@ -128,6 +128,7 @@ def test_a_box_that_loses_its_place_adds_nothing():
     assert got["collisions"].item() == 1.0 and expected["collisions"].item() == 0.0
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="host syncs exist only on CUDA")
 def test_the_loss_never_waits_for_the_device():
     loss = YOLOv3Loss(2, ANCHORS.cuda())

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from detect_tricks.config import COCO_ANCHORS
-from detect_tricks.postprocess import NMSSettings, postprocess, rescale_boxes
+from detect_tricks.core.config import COCO_ANCHORS
+from detect_tricks.yolo.postprocess import NMSSettings, postprocess, rescale_boxes
 
 ANCHORS = torch.tensor(COCO_ANCHORS, dtype=torch.float32)
 NEG = -20.0  # a logit whose sigmoid is ~0
@@ -76,7 +76,7 @@ def _boxes():
 
 
 def test_diou_nms_spares_a_neighbour_whose_centre_is_far():
-    from detect_tricks.postprocess import diou_nms
+    from detect_tricks.yolo.postprocess import diou_nms
 
     boxes, scores, labels = _boxes()
     # IoU(A, B) = 50 / 100 = 0.5; centres (5, 5), (5, 2.5): d^2 = 6.25, enclosing 10 x 10:
@@ -92,7 +92,7 @@ def test_diou_nms_spares_a_neighbour_whose_centre_is_far():
 
 
 def test_matrix_nms_decays_scores_linearly():
-    from detect_tricks.postprocess import matrix_nms_scores
+    from detect_tricks.yolo.postprocess import matrix_nms_scores
 
     boxes, scores, labels = _boxes()
     decayed = matrix_nms_scores(boxes, scores, labels)

@@ -1,8 +1,6 @@
-"""Loss functions of both tasks, each with an exact test against docs/design.md §3-4.
-
-Classification (Bag of Tricks): label-smoothed and soft-target cross-entropy (§5.2),
-distillation (§5.3). Detection (Bag of Freebies): the YOLOv3 loss with sigmoid label
-smoothing and per-box mixup weights (GluonCV `YOLOV3Loss`).
+"""The YOLOv3 loss (GluonCV `YOLOV3Loss`), with an exact test against docs/design.md §3-4:
+sigmoid label smoothing and per-box mixup weights (Bag of Freebies), IoU box losses and
+IoU-aware objectness (YOLOv4, PP-YOLO).
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from torchvision.ops import (
     generalized_box_iou_loss,
 )
 
-from detect_tricks.assign import (
+from detect_tricks.yolo.assign import (
     AssignedTargets,
     Grid,
     assign_targets,
@@ -26,32 +24,6 @@ from detect_tricks.assign import (
     flatten_predictions,
     ignore_mask,
 )
-
-
-def smoothed_targets(labels: torch.Tensor, num_classes: int, eps: float) -> torch.Tensor:
-    """`q = 1 - eps + eps / K` for the true class and `eps / K` for the others (§5.2)."""
-    q = torch.full((labels.shape[0], num_classes), eps / num_classes, device=labels.device)
-    return q.scatter_(1, labels.unsqueeze(1), 1 - eps + eps / num_classes)
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of `-sum_k q_k log softmax(z)_k` for target distributions q."""
-    return -(targets * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
-
-
-def distillation_loss(
-    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
-) -> torch.Tensor:
-    """`T^2 * KL(softmax(r / T) || softmax(z / T))`, the mean over the batch (§5.3).
-
-    The paper writes the cross-entropy `T^2 * CE(softmax(r/T), softmax(z/T))`; KL is
-    that minus the teacher's entropy, a constant for the student: the same gradients,
-    and 0 when the student matches the teacher.
-    """
-    log_student = F.log_softmax(student_logits.float() / temperature, dim=1)
-    log_teacher = F.log_softmax(teacher_logits.float() / temperature, dim=1)
-    kl = F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean")
-    return temperature**2 * kl
 
 
 def sigmoid_smoothing_eps(num_classes: int) -> float:

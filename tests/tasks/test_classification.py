@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detect_tricks.classify import ClassificationObjective, evaluate_classifier
-from detect_tricks.config import ClsTricksConfig
+from detect_tricks.core.config import ClsTricksConfig
+from detect_tricks.tasks.classification import ClassificationObjective, evaluate_classifier
 from detect_tricks.utils.distributed import DistContext
 
 

@@ -1,10 +1,11 @@
-"""Save and restore a training run: everything needed to continue it bit for bit.
+"""A training run's state to and from a checkpoint dict: everything needed to continue it
+bit for bit. The format, and reading and writing the file, are `utils/checkpoint.py`'s.
 
-The checkpoint (format `CHECKPOINT_FORMAT`, read by `utils/checkpoint.py`) holds the
-model, optimizer, grad scaler and EMA states, the `TrainState`, the learning rate, the
-RNG state of every process, the config and the task's metadata (class names). It is
-written atomically to `last.pt` (and copied to `best.pt`) after every epoch, every
-`train.checkpoint_interval` iterations and on a stop signal (docs/design.md, "Resume").
+The checkpoint holds the model, optimizer, grad scaler and EMA states, the `TrainState`,
+the learning rate, the RNG state of every process, the config and the task's metadata
+(its task and class names). It is written atomically to `last.pt` (and copied to
+`best.pt`) after every epoch, every `train.checkpoint_interval` iterations and on a stop
+signal (docs/design.md, "Resume").
 """
 
 from __future__ import annotations
@@ -13,14 +14,11 @@ import dataclasses
 import logging
 from typing import Any
 
-from detect_tricks.config_loader import config_to_dict
+from detect_tricks.core.config_loader import config_to_dict
+from detect_tricks.core.errors import CheckpointError
 from detect_tricks.engine.parts import TrainParts, TrainState
-from detect_tricks.engine.run_dir import RunDirectory
-from detect_tricks.errors import CheckpointError, NonFiniteLossError
 from detect_tricks.utils.checkpoint import (
     CHECKPOINT_FORMAT,
-    atomic_copy,
-    atomic_save,
     capture_rng_state,
     require_training_checkpoint,
     restore_rng_state,
@@ -47,23 +45,6 @@ def training_checkpoint(
         "config": config_to_dict(config),
         "metadata": metadata,
     }
-
-
-def write_training_checkpoint(checkpoint: dict[str, Any], run: RunDirectory, best: bool) -> None:
-    """Write `last.pt` (and `best.pt`) atomically, refusing weights that hold NaN or inf."""
-    bad = [
-        n
-        for n, t in checkpoint["model"].items()
-        if t.is_floating_point() and not t.isfinite().all()
-    ]
-    if bad:
-        raise NonFiniteLossError(
-            f"refusing to overwrite {run.last}: the weights hold NaN or inf "
-            f"(first: {bad[0]}); the last good checkpoint is kept"
-        )
-    atomic_save(checkpoint, run.last)
-    if best:
-        atomic_copy(run.last, run.best)
 
 
 def restore_training_checkpoint(

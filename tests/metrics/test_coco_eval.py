@@ -6,14 +6,14 @@ import pytest
 import torch
 from shared_data import SHARED_DATA, needs_shared_data
 
-from detect_tricks.coco_eval import (
+from detect_tricks.core.errors import DatasetError
+from detect_tricks.metrics.coco_eval import (
     STAT_NAMES,
     detections_to_results,
     evaluate_results,
     load_ground_truth,
     read_results,
 )
-from detect_tricks.errors import DatasetError
 
 # ../shared/data/coco_eval_fixtures/README: pycocotools on the 100-image fixture.
 REFERENCE = [

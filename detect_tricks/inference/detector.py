@@ -1,6 +1,6 @@
 """The Python API: load a trained detector, detect objects in images.
 
-    from detect_tricks.detector import Detector
+    from detect_tricks.inference.detector import Detector
     detector = Detector.from_checkpoint("runs/yolov3_r18d_fruit_bof/checkpoints/best.pt")
     for found in detector.predict(["a.jpg", "b.png"]):
         print(found["names"], found["scores"], found["boxes"])   # boxes: xyxy pixels
@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 import torch
 
-from detect_tricks.config import DetConfig
-from detect_tricks.config_loader import config_from_dict
+from detect_tricks.core.config import DetConfig
+from detect_tricks.core.config_loader import config_from_dict
 from detect_tricks.data.det_transforms import DetectionEvalTransform
 from detect_tricks.data.image import read_rgb
 from detect_tricks.data.records import DetectionSource
-from detect_tricks.detection import detect_batch, nms_settings
+from detect_tricks.inference.visualize import draw_detections, image_grid, save_rgb
 from detect_tricks.models import build_detector
 from detect_tricks.models.weights import load_weights
 from detect_tricks.models.yolov3 import YOLOv3
-from detect_tricks.postprocess import GLUONCV_NMS, NMSSettings, rescale_boxes
+from detect_tricks.tasks.detection import detect_batch, nms_settings
 from detect_tricks.utils.checkpoint import load_trained
 from detect_tricks.utils.distributed import resolve_device
-from detect_tricks.visualize import draw_detections, image_grid, save_rgb
+from detect_tricks.yolo.postprocess import GLUONCV_NMS, NMSSettings, rescale_boxes
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -115,7 +115,7 @@ class Detector:
     def from_onnx(cls, path: str | Path, score_threshold: float | None = None) -> Detector:
         """A detector from a file of `tools/export_det.py`, run by onnxruntime on the CPU
         with the same decoding, NMS and `predict` as the PyTorch model."""
-        from detect_tricks.export import OnnxYOLOv3
+        from detect_tricks.inference.export import OnnxYOLOv3
 
         model = OnnxYOLOv3(path)
         meta = model.metadata

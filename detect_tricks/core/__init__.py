@@ -1,0 +1,1 @@
+"""Foundations every layer shares: the config schema, its loader, the error types."""

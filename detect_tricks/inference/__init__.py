@@ -1,0 +1,1 @@
+"""The trained detector for users: prediction, ONNX export, pictures of the boxes."""

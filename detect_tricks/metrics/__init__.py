@@ -1,0 +1,1 @@
+"""The COCO evaluation both training and the tools score detections with."""

@@ -1,0 +1,1 @@
+"""YOLOv3's step math: target assignment, the loss, decoding and NMS."""

@@ -13,7 +13,7 @@ FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.installed
 FLOOR_PINS := torch==2.11.0 torchvision==0.26.0
 
-.PHONY: setup demo test test-floor lint format bench bench-peers lock wheel-check
+.PHONY: setup demo test test-random test-floor lint format bench bench-peers lock wheel-check
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The suite in a random order across all files (pytest-random-order; the seed is printed,
+# `SEED=N` repeats an order): no test may depend on what ran before it.
+test-random: $(STAMP)
+	$(PY) -m pytest -p random_order --random-order-bucket=global $(if $(SEED),--random-order-seed=$(SEED))
 
 $(FLOOR_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(FLOOR_VENV)

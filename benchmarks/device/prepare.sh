@@ -37,5 +37,6 @@ $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --imp
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .device/wheels pycocotools==2.0.11 albumentations==2.0.8 albucore==0.0.24 \
   pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 \
-  stringzilla==5.3.2 simsimd==6.5.16 ultralytics==8.4.190 2>&1 | grep -v "^WARNING: Location" || true
+  stringzilla==5.3.2 simsimd==6.5.16 ultralytics==8.4.190 \
+  pytest==9.2.0 iniconfig==2.3.1 pluggy==1.7.0 2>&1 | grep -v "^WARNING: Location" || true
 du -sh .device .device/*

@@ -3,6 +3,7 @@
 #   run(command="bash benchmarks/device/session.sh", carry=[".device"], timeout_s=600)
 # Everything a GPU session owes the issues, most important first, inside one
 # deadline (BUDGET_S, default 540 s, so the call ends before its 600 s limit):
+#   0. issue 29: the `gpu`-marked tests (bf16 and fp16 with GradScaler against fp32);
 #   1. issue 13 (speed): peers beside ours on CUDA (fp32, bf16), the bf16 step profile,
 #      then the detection peers in bf16 with both sides compiled (`--compile`);
 #   2. issue 26: the small-data recipe against the baseline at the small configs' own
@@ -44,6 +45,8 @@ step() {  # step NAME SECONDS_AT_MOST COMMAND...: skipped when too little time i
 START=$SECONDS
 touch /tmp/session_start  # only results newer than this are sent back
 $PY -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())"
+step "gpu tests" 60 $PY -m pytest -q -p no:cacheprovider -m gpu tests/engine/test_mixed_precision.py \
+  tests/yolo/test_loss.py
 step peers 150 $PY benchmarks/peers.py --device "$DEVICE" --precision fp32,bf16 --deadline-s 120
 step profile 45 $PY benchmarks/step_profile.py --device "$DEVICE" --precision bf16 --steps 3
 step "peers compiled" 180 $PY benchmarks/peers.py --device "$DEVICE" --precision bf16 --only det \

@@ -1,7 +1,8 @@
 """The race: COCO AP reached in the same wall-time budget by our trainer and by ultralytics'.
 
 Each trainer gets the same budget (`--minutes`) and ONE thread, on the same split of
-fruit (`../shared/data/fruit`) at the same image size, batch 16, no loader workers, seed 0:
+fruit (`../shared/data/fruit`) at the same image size, batch 16, no loader workers, one seed
+(`--seed`, default 0; run several for an interval):
 
 - ours: `tools/train_det.py --config <--ours-config>` with the race's data, size, batch,
   workers, seed and device forced by `--set` (an `--ours-set` may add others, not change
@@ -27,7 +28,7 @@ Every trainer is a subprocess with OMP_NUM_THREADS=1 and MKL_NUM_THREADS=1, on t
 single-thread trainers side by side), and the table says which ran alongside which.
 
 Both sides' final weights (`last.pt`: picking `best.pt` on val would select on val) are
-scored by the same pycocotools evaluation (`detect_tricks.coco_eval.evaluate_results`)
+scored by the same pycocotools evaluation (`detect_tricks.metrics.coco_eval.evaluate_results`)
 against the val annotations as our reader checks them. Ours: our detector at its run's
 `eval` settings (by default score > 0.01, IoU 0.45, 100 per image). Ultralytics: the
 detections of its own validator (`YOLO(last.pt).val(save_json=True)`: multi-label NMS at
@@ -73,17 +74,17 @@ import torch
 import yaml
 from common import write_results
 
-from detect_tricks.coco_eval import evaluate_results, load_ground_truth
 from detect_tricks.data.coco import CocoDetection
 from detect_tricks.data.detection import DetectionEvalSet, collate_detection
-from detect_tricks.detection import collect_results
-from detect_tricks.detector import Detector
 from detect_tricks.engine.run_dir import read_jsonl
 from detect_tricks.engine.setup import build_eval_loader
+from detect_tricks.inference.detector import Detector
+from detect_tricks.metrics.coco_eval import evaluate_results, load_ground_truth
+from detect_tricks.tasks.detection import collect_results
 from detect_tricks.utils.distributed import DistContext
 
 ROOT = Path(__file__).resolve().parents[1]
-BATCH, WORKERS, SEED = 16, 0, 0
+BATCH, WORKERS = 16, 0
 GRACE_S = 180.0  # a trainer still running this long past its budget is stopped
 POLL_S = 1.0
 MISSING = "-"
@@ -374,7 +375,7 @@ def ours_entrant(args: argparse.Namespace, split: Split) -> Ours:
         "data.size": args.size,
         "train.batch_size": BATCH,
         "train.workers": WORKERS,
-        "train.seed": SEED,
+        "train.seed": args.seed,
         "train.device": "cpu",
     }
     for override in args.ours_set:
@@ -429,7 +430,7 @@ def peer_entrant(
         "imgsz": args.size,
         "batch": BATCH,
         "workers": WORKERS,
-        "seed": SEED,
+        "seed": args.seed,
         "time": args.minutes / 60,
         "pretrained": False,
         "amp": False,
@@ -525,11 +526,11 @@ def notes(args: argparse.Namespace, version: str | None) -> str:
         f"the loop not counted (wall_min counts it), {args.parallel} trainer(s) at a time, each "
         f"one thread (OMP/MKL_NUM_THREADS=1, ultralytics held at 1), CPU; fruit "
         f"({args.data}) train/val, {args.size} px, batch {BATCH}, {WORKERS} loader workers, "
-        f"seed {SEED}. Ours: `tools/train_det.py --config {shown}`"
+        f"seed {args.seed}. Ours: `tools/train_det.py --config {shown}`"
         + "".join(f" --set {s}" for s in args.ours_set)
         + f"; ultralytics {version or 'not installed'}: `<model>.yaml` from scratch, its "
         "recipe (optimizer auto, mosaic, EMA), amp and plots off. AP/AP50/AP75: last.pt "
-        "of each scored by the same pycocotools COCOeval (`detect_tricks.coco_eval."
+        "of each scored by the same pycocotools COCOeval (`detect_tricks.metrics.coco_eval."
         "evaluate_results`) on val: ours at its run's eval settings (default score > 0.01, "
         "NMS IoU 0.45, 100 per image); ultralytics' detections from its own validator (save_json, "
         "multi-label NMS, conf 0.001, IoU 0.7, 100 per image). half_AP: the trainer's own "
@@ -564,6 +565,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "fruit")
     parser.add_argument("--workdir", type=Path, help="where the runs go (default runs/<name>)")
     parser.add_argument("--name", default="time_to_accuracy", help="results file stem")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="every trainer's seed (run several for an interval)"
+    )
     args = parser.parse_args()
     if args.minutes <= 0 or args.parallel < 1:
         parser.error("--minutes must be > 0 and --parallel >= 1")

@@ -12,6 +12,24 @@ from PIL import Image
 COLOURS = {1: (220, 30, 30), 5: (30, 30, 220)}  # category id -> colour (ids not contiguous)
 
 
+def one_box_ground_truth() -> dict:
+    """A COCO ground truth of one 100 x 80 image holding one 30 x 20 box of category 17."""
+    return {
+        "images": [{"id": 5, "width": 100, "height": 80}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 5,
+                "category_id": 17,
+                "bbox": [10, 10, 30, 20],
+                "area": 600,
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [{"id": 17, "name": "cat"}],
+    }
+
+
 def write_split(root: Path, name: str, count: int, rng: np.random.Generator) -> Path:
     images, annotations = [], []
     for i in range(count):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from shared_data import SHARED_DATA, needs_shared_data
+from tiny_coco import one_box_ground_truth
 
 from detect_tricks.core.errors import DatasetError
 from detect_tricks.metrics.coco_eval import (
@@ -46,25 +47,8 @@ def test_reproduces_the_twelve_reference_stats(backend):
     assert len(stats["per_class"]) == 80
 
 
-def _tiny_ground_truth() -> dict:
-    return {
-        "images": [{"id": 5, "width": 100, "height": 80}],
-        "annotations": [
-            {
-                "id": 1,
-                "image_id": 5,
-                "category_id": 17,
-                "bbox": [10, 10, 30, 20],
-                "area": 600,
-                "iscrowd": 0,
-            }
-        ],
-        "categories": [{"id": 17, "name": "cat"}],
-    }
-
-
 def test_a_perfect_detection_scores_one_and_empty_detections_zero():
-    gt = load_ground_truth(_tiny_ground_truth())
+    gt = load_ground_truth(one_box_ground_truth())
     results = detections_to_results(
         5, torch.tensor([[10.0, 10, 40, 30]]), torch.tensor([0.9]), torch.tensor([0]), [17]
     )
@@ -87,7 +71,7 @@ def test_a_perfect_detection_scores_one_and_empty_detections_zero():
 )
 def test_results_naming_unknown_images_or_categories_are_clear_errors(result, message):
     with pytest.raises(DatasetError, match=message):
-        evaluate_results(load_ground_truth(_tiny_ground_truth()), [result], source="dets.json")
+        evaluate_results(load_ground_truth(one_box_ground_truth()), [result], source="dets.json")
 
 
 def test_results_file_errors_name_the_file(tmp_path):

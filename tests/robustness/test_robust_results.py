@@ -9,25 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_coco import one_box_ground_truth
 
 from detect_tricks.core.errors import DatasetError
 from detect_tricks.metrics.coco_eval import evaluate_results, load_ground_truth, read_results
 from robustness.case import Case, raises
 
-TRUTH = {
-    "images": [{"id": 5, "width": 100, "height": 80}],
-    "annotations": [
-        {
-            "id": 1,
-            "image_id": 5,
-            "category_id": 17,
-            "bbox": [10, 10, 30, 20],
-            "area": 600,
-            "iscrowd": 0,
-        }
-    ],
-    "categories": [{"id": 17, "name": "cat"}],
-}
+TRUTH = one_box_ground_truth()
 GOOD = {"image_id": 5, "category_id": 17, "bbox": [10, 10, 30, 20], "score": 0.5}
 
 

@@ -191,13 +191,22 @@ def reference_of(run_name: str, reference: str) -> str:
 
 def select_runs(runs: list[Run], names: list[str]) -> list[Run]:
     """The named runs (all when `names` is empty), always with `baseline` and `all` (when
-    the ladder has it), which every difference is taken from."""
+    the ladder has it), which every difference is taken from; in a scale curve, those of
+    the named runs' points only (`1868/+bof` brings `1868/baseline`, not `240/baseline`)."""
     known = [r.name for r in runs]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConfigError(f"--runs: unknown run(s) {', '.join(unknown)}; the ladder has {known}")
+    if not names:
+        return runs
     wanted = set(names)
-    return [r for r in runs if not names or r.name in wanted or r.name.split("/")[-1] in REFERENCES]
+    points = {point_of(n) for n in names}
+    return [
+        r
+        for r in runs
+        if r.name in wanted
+        or (r.name.rpartition("/")[2] in REFERENCES and point_of(r.name) in points)
+    ]
 
 
 def plan_of(ladder: Ladder, runs: list[Run]) -> dict[str, Any]:

@@ -27,18 +27,23 @@ def default_out(ladder_path: Path) -> Path:
 @dataclass(frozen=True)
 class Selection:
     """What the command line changes in a ladder: overrides after the switches' (e.g. a
-    longer schedule) and the runs to train (baseline and all are always in)."""
+    longer schedule), the runs to train (with their baseline and all) and the seeds (in
+    place of the ladder's: a costly run at one seed first, the others later)."""
 
     overrides: tuple[str, ...] = ()
     runs: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
 
     def apply(self, ladder_path: Path) -> tuple[Ladder, list[Run]]:
         ladder = replace(load_ladder(ladder_path), last=self.overrides)
+        if self.seeds:
+            ladder = replace(ladder, seeds=list(self.seeds))
         return ladder, select_runs(expand_runs(ladder), list(self.runs))
 
     def arguments(self) -> str:
         shown = "".join(f" --set {shlex.quote(o)}" for o in self.overrides)
-        return shown + (f" --runs {','.join(self.runs)}" if self.runs else "")
+        shown += f" --runs {','.join(self.runs)}" if self.runs else ""
+        return shown + (f" --seeds {','.join(map(str, self.seeds))}" if self.seeds else "")
 
 
 def ablate(

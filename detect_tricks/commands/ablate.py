@@ -3,6 +3,7 @@
     python tools/ablate.py configs/ablations/fruit_bof.yaml
     python tools/ablate.py configs/ablations/fruit_bof.yaml --dry-run
     python tools/ablate.py configs/ablations/fruit_bof.yaml --jobs 4 --out runs/fruit_gpu
+    python tools/ablate.py configs/ablations/helmet_scale.yaml --runs 1868/+bof --seeds 0
     python tools/ablate.py configs/ablations/fruit_bof.yaml --runs baseline,all \
         --set train.epochs=32 --out runs/ablations/fruit_bof_2x
 
@@ -43,14 +44,20 @@ def run() -> None:
         parser, "override a config key in every run, after the switches (e.g. train.epochs=32)"
     )
     parser.add_argument(
-        "--runs", default="", help="comma-separated runs to train (baseline and all always)"
+        "--runs", default="", help="comma-separated runs to train (with their baseline and all)"
+    )
+    parser.add_argument(
+        "--seeds", default="", help="comma-separated seeds, in place of the ladder's (e.g. 0)"
     )
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    seeds = [s.strip() for s in args.seeds.split(",") if s.strip()]
+    if not all(s.isdigit() for s in seeds) or len(set(seeds)) != len(seeds):
+        parser.error(f"--seeds: expected distinct whole numbers such as 0,1,2, got {args.seeds!r}")
     setup_logging(None, is_main=True)
     runs = tuple(name for name in args.runs.split(",") if name)
-    selection = Selection(tuple(args.overrides), runs)
+    selection = Selection(tuple(args.overrides), runs, tuple(int(s) for s in seeds))
     failed = ablate(
         args.ladder, args.out, args.jobs, args.dry_run, args.overwrite, args.report, selection
     )

@@ -359,6 +359,35 @@ def test_a_scale_curve_compares_each_point_with_its_own_baseline(tmp_path, ladde
     assert (out / "ablation.png").stat().st_size > 10_000
 
 
+def test_runs_chosen_in_a_scale_curve_bring_their_own_points_references(tmp_path, ladder_file):
+    curve = write_ladder(
+        tmp_path / "curve.yaml",
+        load_ladder(ladder_file).base,
+        switches="{bof: [x.a=1], recipe: [x.b=1]}",
+        ladders="[add_one]",
+        all="false",
+        points="{240: [data.train_subset=240], 1868: [data.train_subset=1868]}",
+    )
+    _, runs = Selection((), ("1868/+bof",)).apply(curve)
+    assert [r.name for r in runs] == ["1868/baseline", "1868/+bof"]
+    _, runs = Selection((), ("240/+recipe", "1868/+bof")).apply(curve)
+    assert [r.name for r in runs] == ["240/baseline", "240/+recipe", "1868/baseline", "1868/+bof"]
+
+
+def test_seeds_from_the_command_line_replace_the_ladders(ladder_file):
+    selection = Selection(("x.b=9",), ("all-a",), (0,))
+    ladder, _ = selection.apply(ladder_file)
+    assert ladder.seeds == [0] and load_ladder(ladder_file).seeds == [0, 1, 2]
+    assert selection.arguments() == " --set x.b=9 --runs all-a --seeds 0"
+
+
+@pytest.mark.parametrize("seeds", ["a", "1,1", "-1"])
+def test_bad_seeds_on_the_command_line_are_one_line_errors(ladder_file, seeds):
+    result = run_tool("tools/ablate.py", str(ladder_file), "--dry-run", "--seeds", seeds)
+    assert result.returncode == 2
+    assert "--seeds: expected distinct whole numbers" in result.stderr
+
+
 def test_scale_curve_points_must_be_image_counts(tmp_path, ladder_file):
     base = load_ladder(ladder_file).base
     bad = write_ladder(tmp_path / "bad.yaml", base, points="{small: [data.train_subset=240]}")

@@ -162,15 +162,22 @@ def plot_curve(ladder: Ladder, results: dict[str, Any], path: Path) -> None:
     kinds = sorted({name.split("/")[-1] for name in results})
     fig = Figure(figsize=(9.0, 3.6))
     gain_ax, level_ax = fig.subplots(1, 2)
-    for kind in kinds:
+    for index, kind in enumerate(kinds):
+        color = f"C{index}"
         points = [n for n in results if n.split("/")[-1] == kind]
         xs = [float(point_of(n)) for n in points]
         stats = [results[n]["stats"].get(metric, {}) for n in points]
-        level_ax.plot(xs, [s.get("mean", float("nan")) for s in stats], "o-", label=f"{kind} val")
+        level_ax.plot(
+            xs, [s.get("mean", float("nan")) for s in stats], "o-", color=color, label=f"{kind} val"
+        )
         on_train = [results[n]["stats"].get(f"train_{metric}", {}) for n in points]
         if any(on_train):
             level_ax.plot(
-                xs, [s.get("mean", float("nan")) for s in on_train], "x--", label=f"{kind} train"
+                xs,
+                [s.get("mean", float("nan")) for s in on_train],
+                "x--",
+                color=color,
+                label=f"{kind} train",
             )
         if kind == "baseline":
             continue
@@ -185,14 +192,26 @@ def plot_curve(ladder: Ladder, results: dict[str, Any], path: Path) -> None:
                     [d["high"] - d["mean"] for _, d in shown],
                 ],
                 fmt="o-",
+                color=color,
                 capsize=3,
                 label=kind,
+            )
+        lone = gains_without_interval(results, kind, metric)
+        if lone:
+            gain_ax.plot(
+                [x for x, _ in lone],
+                [gain for _, gain in lone],
+                "o",
+                color=color,
+                markerfacecolor="none",
+                label=f"{kind}, one seed (no interval)",
             )
     gain_ax.axhline(0.0, color="#888888", linewidth=1)
     gain_ax.set_xscale("log")
     gain_ax.set_xlabel("training images")
     gain_ax.set_ylabel(f"{metric} minus baseline (95% interval)")
-    gain_ax.legend(fontsize=8)
+    if gain_ax.get_legend_handles_labels()[0]:
+        gain_ax.legend(fontsize=8)
     level_ax.set_xscale("log")
     level_ax.set_xlabel("training images")
     level_ax.set_ylabel(f"{metric} (mean over seeds)")
@@ -202,3 +221,23 @@ def plot_curve(ladder: Ladder, results: dict[str, Any], path: Path) -> None:
     fig.suptitle(ladder.source.name, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def gains_without_interval(
+    results: dict[str, Any], kind: str, metric: str
+) -> list[tuple[float, float]]:
+    """(point, difference from its baseline) for a scale curve's runs of `kind` that share
+    one seed with their point's baseline, so have no interval yet: what that seed shows,
+    drawn apart from the measured gains."""
+    found = []
+    for name, entry in results.items():
+        point = point_of(name)
+        baseline = results.get(f"{point}/baseline")
+        if name.split("/")[-1] != kind or baseline is None:
+            continue
+        own = {s: v[metric] for s, v in entry["seeds"].items() if metric in v}
+        base = {s: v[metric] for s, v in baseline["seeds"].items() if metric in v}
+        shared = sorted(set(own) & set(base))
+        if len(shared) == 1:
+            found.append((float(point), own[shared[0]] - base[shared[0]]))
+    return found

@@ -16,6 +16,7 @@ import pytest
 from tool_helpers import ROOT, run_tool, tool_environment
 
 from detect_tricks.ablation.ladder import expand_runs, load_ladder
+from detect_tricks.ablation.report import gains_without_interval
 from detect_tricks.ablation.run_ladder import Selection, write_report
 from detect_tricks.ablation.runner import Job, check_plan, job_command, jobs_of
 from detect_tricks.ablation.stats import paired_difference, summarize, t_quantile_975
@@ -357,6 +358,20 @@ def test_a_scale_curve_compares_each_point_with_its_own_baseline(tmp_path, ladde
     assert "train_AP mean +- std" in table and "AP vs all" not in table
     assert "| 700/+bof | 3 | 0.330 +- 0.017 |" in table  # (0.31, 0.34, 0.34)
     assert (out / "ablation.png").stat().st_size > 10_000
+
+
+def test_a_curve_point_with_one_shared_seed_is_drawn_as_that_seeds_difference():
+    def run(*values: float) -> dict:
+        return {"seeds": {seed: {"AP": v} for seed, v in enumerate(values)}}
+
+    results = {
+        "240/baseline": run(0.125),
+        "240/+bof": run(0.044, 0.050),  # seed 1 has no baseline to pair with
+        "1868/baseline": run(0.17, 0.18, 0.16),
+        "1868/+bof": run(0.07, 0.09, 0.08),  # an interval: drawn as a measured gain
+    }
+    [(point, gain)] = gains_without_interval(results, "+bof", "AP")
+    assert point == 240.0 and gain == pytest.approx(-0.081)
 
 
 def test_runs_chosen_in_a_scale_curve_bring_their_own_points_references(tmp_path, ladder_file):

@@ -216,7 +216,10 @@ def plot_curve(ladder: Ladder, results: dict[str, Any], path: Path) -> None:
     level_ax.set_xlabel("training images")
     level_ax.set_ylabel(f"{metric} (mean over seeds)")
     level_ax.legend(fontsize=7)
+    sizes = sorted({float(point_of(n)) for n in results})
     for ax in (gain_ax, level_ax):
+        ax.set_xticks(sizes, [f"{x:,.0f}" for x in sizes])
+        ax.tick_params(axis="x", which="minor", labelbottom=False)
         ax.grid(alpha=0.3)
     fig.suptitle(ladder.source.name, fontsize=9)
     fig.tight_layout()

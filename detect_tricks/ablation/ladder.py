@@ -204,8 +204,7 @@ def select_runs(runs: list[Run], names: list[str]) -> list[Run]:
     return [
         r
         for r in runs
-        if r.name in wanted
-        or (r.name.rpartition("/")[2] in REFERENCES and point_of(r.name) in points)
+        if r.name in wanted or (r.name.split("/")[-1] in REFERENCES and point_of(r.name) in points)
     ]
 
 
